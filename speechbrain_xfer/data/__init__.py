@@ -1,0 +1,1 @@
+"""Data tools: the SynthSpeech corpus, k-shot subsets, audio checks."""
