@@ -1,0 +1,123 @@
+"""UtteranceClassifierBrain: keywords, intent and emotion from one utterance.
+
+encoder -> one ClassifierHead per target (pooling + classifier). A flat task
+has one target (``intent``); the three-slot intent form has three
+(``action``, ``object``, ``location``), and its accuracy counts an utterance
+as right only when every slot is.
+
+hparams read here: ``targets``, ``heads`` (a ModuleDict also in ``modules``),
+``compute_features`` and ``mean_var_norm`` (for filterbank encoders),
+``wav_augment`` (a SpeechBrain Augmenter, training only), ``label_encoders``,
+``checkpointer``, ``train_logger``, ``output_folder``.
+"""
+
+import os
+
+import speechbrain as sb
+import torch
+
+from speechbrain_xfer.brains.metrics import confusion_matrix, macro_f1
+from speechbrain_xfer.brains.transfer import TransferBrain
+
+
+class UtteranceClassifierBrain(TransferBrain):
+    """Utterance classification on top of a (pretrained) encoder."""
+
+    def compute_forward(self, batch, stage):
+        batch = batch.to(self.device)
+        wavs, lens = batch.sig
+        augment = getattr(self.hparams, "wav_augment", None)
+        if stage == sb.Stage.TRAIN and augment is not None:
+            wavs, lens = augment(wavs, lens)
+        x = wavs
+        if getattr(self.hparams, "compute_features", None) is not None:
+            x = self.hparams.compute_features(wavs)
+            if getattr(self.hparams, "mean_var_norm", None) is not None:
+                x = self.hparams.mean_var_norm(x, lens)
+        features = self.modules.encoder(x, lens)
+        outputs = {"features": features, "encoder_input": x, "lens": lens, "log_probs": {}}
+        pooled = []
+        for target in self.hparams.targets:
+            head = self.modules.heads[target]
+            vector = head.pool(features, lens)
+            pooled.append(vector)
+            outputs["log_probs"][target] = head.classify(vector)
+        outputs["pooled"] = torch.cat(pooled, dim=-1)
+        return outputs
+
+    def _labels(self, batch, target):
+        labels = getattr(batch, f"{target}_encoded").data.view(-1)
+        augment = getattr(self.hparams, "wav_augment", None)
+        if self.modules.training and augment is not None:
+            labels = augment.replicate_labels(labels)
+        return labels
+
+    def compute_task_loss(self, outputs, batch, stage):
+        loss = 0.0
+        for target in self.hparams.targets:
+            log_probs = outputs["log_probs"][target]
+            labels = self._labels(batch, target)
+            loss = loss + torch.nn.functional.nll_loss(log_probs, labels)
+            if stage != sb.Stage.TRAIN:
+                self._predictions[target].append(log_probs.argmax(dim=-1).cpu())
+                self._targets[target].append(labels.cpu())
+        if stage != sb.Stage.TRAIN:
+            self._ids.extend(batch.id)
+        return loss
+
+    def on_stage_start(self, stage, epoch=None):
+        super().on_stage_start(stage, epoch)
+        self._predictions = {t: [] for t in self.hparams.targets}
+        self._targets = {t: [] for t in self.hparams.targets}
+        self._ids = []
+
+    def classification_stats(self):
+        """Accuracy (all targets right), and per target accuracy, macro-F1, confusion."""
+        stats, all_right, confusions = {}, None, {}
+        for target in self.hparams.targets:
+            predictions = torch.cat(self._predictions[target])
+            targets = torch.cat(self._targets[target])
+            right = predictions == targets
+            all_right = right if all_right is None else all_right & right
+            num_classes = len(self.hparams.label_encoders[target])
+            confusions[target] = confusion_matrix(predictions, targets, num_classes)
+            stats[f"macro_f1_{target}" if len(self.hparams.targets) > 1 else "macro_f1"] = macro_f1(
+                confusions[target]
+            )
+            if len(self.hparams.targets) > 1:
+                stats[f"accuracy_{target}"] = float(right.float().mean())
+        stats["accuracy"] = float(all_right.float().mean())
+        return stats, confusions
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = {"loss": stage_loss, **self.term_averages()}
+            return
+        stats, confusions = self.classification_stats()
+        stats = {"loss": stage_loss, **stats}
+        if stage == sb.Stage.VALID:
+            rates = self.anneal_learning_rates(1.0 - stats["accuracy"])
+            if hasattr(self.hparams, "train_logger"):
+                self.hparams.train_logger.log_stats(
+                    {"epoch": epoch, **rates}, train_stats=self.train_stats, valid_stats=stats
+                )
+            if self.checkpointer is not None:
+                self.checkpointer.save_and_keep_only(meta={"accuracy": stats["accuracy"]}, max_keys=["accuracy"])
+            self.valid_stats = stats
+        else:
+            if hasattr(self.hparams, "train_logger"):
+                self.hparams.train_logger.log_stats({"Epoch loaded": self.hparams.epoch_counter.current},
+                                                    test_stats=stats)  # fmt: skip
+            self.test_stats = stats
+            self._write_confusions(confusions)
+
+    def _write_confusions(self, confusions):
+        folder = getattr(self.hparams, "output_folder", None)
+        if folder is None:
+            return
+        for target, confusion in confusions.items():
+            labels = [self.hparams.label_encoders[target].ind2lab[i] for i in range(len(confusion))]
+            with open(os.path.join(folder, f"confusion_{target}.tsv"), "w") as f:
+                f.write("target\\predicted\t" + "\t".join(labels) + "\n")
+                for label, row in zip(labels, confusion.tolist()):
+                    f.write(label + "\t" + "\t".join(map(str, row)) + "\n")
