@@ -33,6 +33,7 @@ class LayerSchedule:
         self.freeze_steps = freeze_steps
         self.unfreeze_every = unfreeze_every
         self.frozen = frozen
+        self._pinned = None
 
     @property
     def ever_freezes(self):
@@ -51,18 +52,22 @@ class LayerSchedule:
         """Sets ``requires_grad`` (and eval mode for frozen layers) at ``step``.
 
         Frozen layers go to eval mode so that batch-norm statistics and
-        dropout do not change what a frozen layer computes.
+        dropout do not change what a frozen layer computes. Parameters that
+        were already frozen at the first call (e.g. a hub model's CNN front
+        end under ``freeze_feature_extractor``) are never unfrozen.
 
         Returns
         -------
         int
             The number of trainable layers.
         """
+        if self._pinned is None:
+            self._pinned = {id(p) for layer in layers for p in layer.parameters() if not p.requires_grad}
         count = self.trainable_count(step, len(layers))
         for i, layer in enumerate(layers):
             trainable = i >= len(layers) - count
             for param in layer.parameters():
-                param.requires_grad_(trainable)
+                param.requires_grad_(trainable and id(param) not in self._pinned)
             if not trainable:
                 layer.eval()
         return count

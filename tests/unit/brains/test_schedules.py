@@ -43,3 +43,13 @@ def test_layerwise_learning_rates_decay_downwards_and_cover_every_parameter():
     encoder.register_parameter("layer_weights", extra)
     groups = layerwise_param_groups(encoder, encoder.layers(), lr=1.0, decay=0.5)
     assert any(p is extra for p in groups[-1]["params"])
+
+
+def test_parameters_frozen_by_the_encoder_itself_stay_frozen():
+    encoder = ConvEncoder(8, channels=(8, 8), strides=(1, 1))
+    encoder.blocks[0].conv.requires_grad_(False)  # as freeze_feature_extractor does
+    schedule = LayerSchedule(freeze_steps=1)
+    schedule.apply(encoder.layers(), step=0)
+    schedule.apply(encoder.layers(), step=5)
+    assert not encoder.blocks[0].conv.weight.requires_grad
+    assert encoder.blocks[0].norm.weight.requires_grad and encoder.blocks[1].conv.weight.requires_grad

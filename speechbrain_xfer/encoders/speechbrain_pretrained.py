@@ -1,0 +1,95 @@
+"""Loading SpeechBrain-pretrained module weights (``<name>.ckpt`` files) into modules built by a recipe."""
+
+import os
+
+from huggingface_hub.errors import EntryNotFoundError, HFValidationError
+from speechbrain.utils.parameter_transfer import Pretrainer
+
+from speechbrain_xfer.encoders.errors import PretrainedSourceError
+
+
+def load_speechbrain_modules(modules, source, files=None, savedir=None):
+    """Loads SpeechBrain pretrained weights into ``modules`` with SpeechBrain's ``Pretrainer``.
+
+    This is how a SpeechBrain recipe fine-tunes from a pretrained model (e.g. the ``embedding_model.ckpt`` of
+    ``speechbrain/spkrec-ecapa-voxceleb``): the modules are built from the recipe's hyperparameters, then each
+    one gets the ``state_dict`` saved in ``<source>/<name>.ckpt``. The transfer is SpeechBrain's usual non-strict
+    one: keys that do not match are logged as warnings, not raised.
+
+    Arguments
+    ---------
+    modules : dict of str to torch.nn.Module
+        The modules to load, by name.
+    source : str or os.PathLike
+        A local folder or a hub id (``speechbrain/spkrec-ecapa-voxceleb``) holding the checkpoint files.
+    files : dict of str to str, optional
+        File name inside ``source`` for some modules (default ``<name>.ckpt``), e.g.
+        ``{"encoder": "embedding_model.ckpt"}``. An absolute path or a URL is used as it is.
+    savedir : str or os.PathLike, optional
+        Folder where the files are collected (linked or downloaded) as ``<name>.ckpt``; by default they are
+        read where they are (local folder, HF cache).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        The file each module was loaded from.
+
+    Raises
+    ------
+    PretrainedSourceError
+        If a file is missing (naming the file and the module), or the hub repo cannot be reached or, offline,
+        is not in the HF cache.
+
+    Example
+    -------
+    >>> import tempfile, torch
+    >>> folder = tempfile.mkdtemp()
+    >>> torch.save(torch.nn.Linear(4, 2).state_dict(), os.path.join(folder, "encoder.ckpt"))
+    >>> encoder = torch.nn.Linear(4, 2)
+    >>> paths = load_speechbrain_modules({"encoder": encoder}, folder)
+    >>> paths["encoder"].name
+    'encoder.ckpt'
+    """
+    source = os.fspath(source)
+    files = dict(files or {})
+    unknown = sorted(set(files) - set(modules))
+    if unknown:
+        raise ValueError(f"files names modules that are not in modules: {unknown} (modules: {sorted(modules)})")
+
+    local_source = os.path.isdir(os.path.expanduser(source))
+    if not local_source and (os.path.isabs(source) or source.startswith((".", "~")) or source.count("/") > 1):
+        raise PretrainedSourceError(
+            f"no such folder '{source}': expected a folder of SpeechBrain checkpoints (<name>.ckpt) or a hub id "
+            "like speechbrain/spkrec-ecapa-voxceleb; offline, a hub id must already be in the HF cache",
+            source,
+        )
+
+    paths = {}
+    for name in modules:
+        filename = files.get(name, f"{name}.ckpt")
+        if os.path.isabs(filename) or "://" in filename:
+            path = filename
+        else:
+            path = f"{source.rstrip('/')}/{filename}"
+        # SpeechBrain's fetch would happily link (or return) a local file that does not exist and fail later in
+        # torch.load with a message that does not say which module it was for; check first.
+        is_local = os.path.isabs(path) or (local_source and "://" not in path)
+        if is_local and not os.path.isfile(os.path.expanduser(path)):
+            raise PretrainedSourceError(
+                f"no file '{filename}' for module '{name}' in '{source}' (looked for '{path}'): pass "
+                f"files={{'{name}': '<file name>'}} if the checkpoint has another name",
+                source,
+            )
+        paths[name] = os.path.expanduser(path) if is_local else path
+
+    pretrainer = Pretrainer(collect_in=savedir, loadables=modules, paths=paths)
+    try:
+        collected = pretrainer.collect_files()
+    except (OSError, ValueError, EntryNotFoundError, HFValidationError) as err:
+        raise PretrainedSourceError(
+            f"could not fetch {sorted(paths.values())} from '{source}': {err}; check the hub id and file names "
+            "(offline, the files must already be in the HF cache)",
+            source,
+        ) from err
+    pretrainer.load_collected()
+    return collected
