@@ -1,69 +1,20 @@
 """UtteranceClassifierBrain on SynthSpeech audio: real SpeechBrain training loops."""
 
-import collections
-import os
 
 import pytest
 import speechbrain as sb
 import torch
-from speechbrain.lobes.features import Fbank
-from speechbrain.processing.features import InputNormalization
-from speechbrain.utils.checkpoints import Checkpointer
 
-from speechbrain_xfer.brains import UtteranceClassifierBrain
 from speechbrain_xfer.data.dataio import ManifestError, classification_datasets
 from speechbrain_xfer.data.synth import read_manifest, write_manifest
-from speechbrain_xfer.encoders.conv import ConvEncoder
-from speechbrain_xfer.lobes import ClassifierHead, MeanMaxPooling
-from speechbrain_xfer.regularization import L2SP
 
 
-def _small_manifest(folder, out_csv, per_class, key):
-    rows = read_manifest(os.path.join(folder, "train.csv"))
-    taken, counts = [], collections.Counter()
-    for row in rows:
-        if counts[row[key]] < per_class:
-            taken.append(row)
-            counts[row[key]] += 1
-    write_manifest(out_csv, taken)
-    return len(taken)
-
-
-def _brain(tmp_path, folder, targets, train_csv, regularizers=None, extra=None):
-    csvs = {"train": train_csv, "valid": train_csv, "test": train_csv}
-    datasets, encoders = classification_datasets(str(folder), csvs, targets, str(tmp_path / "save"))
-    torch.manual_seed(0)
-    encoder = ConvEncoder(40, channels=(48, 48), strides=(2, 1), dropout=0.0)
-    heads = torch.nn.ModuleDict(
-        {t: ClassifierHead(MeanMaxPooling(48), len(encoders[t]), dropout=0.0) for t in targets}
-    )
-    hparams = {
-        "targets": targets,
-        "label_encoders": encoders,
-        "compute_features": Fbank(n_mels=40),
-        "mean_var_norm": InputNormalization(norm_type="sentence"),
-        "encoder": encoder,
-        "heads": heads,
-        "regularizers": {"l2sp": L2SP(encoder, heads, alpha=0.1, beta=0.0)} if regularizers else {},
-        **(extra or {}),
-    }
-    checkpointer = Checkpointer(str(tmp_path / "ckpt"), {"encoder": encoder, "heads": heads})
-    brain = UtteranceClassifierBrain(
-        modules={"encoder": encoder, "heads": heads},
-        opt_class=lambda params: torch.optim.Adam(params, lr=3e-3),
-        hparams=hparams,
-        run_opts={"device": "cpu"},
-        checkpointer=checkpointer,
-    )
-    return brain, datasets
-
-
-def test_keyword_brain_overfits_a_handful_of_utterances(tiny_corpus, tmp_path):
+def test_keyword_brain_overfits_a_handful_of_utterances(tiny_corpus, tmp_path, small_manifest, make_brain):
     root, _ = tiny_corpus
     folder = root / "words" / "target"
     train_csv = str(tmp_path / "train.csv")
-    assert _small_manifest(folder, train_csv, per_class=2, key="word") == 20
-    brain, data = _brain(tmp_path, folder, ["word"], train_csv, regularizers=True)
+    assert small_manifest(folder, train_csv, per_class=2, key="word") == 20
+    brain, data = make_brain(tmp_path, folder, ["word"], train_csv, regularizers=True)
     loader = {"batch_size": 10, "shuffle": True}
     brain.fit(range(40), data["train"], data["valid"], train_loader_kwargs=loader, valid_loader_kwargs=loader)
     brain.evaluate(data["test"], test_loader_kwargs={"batch_size": 10})
@@ -76,12 +27,12 @@ def test_keyword_brain_overfits_a_handful_of_utterances(tiny_corpus, tmp_path):
     assert brain.train_stats["R_l2sp"] > 0
 
 
-def test_three_slot_intent_brain_overfits(tiny_corpus, tmp_path):
+def test_three_slot_intent_brain_overfits(tiny_corpus, tmp_path, small_manifest, make_brain):
     root, _ = tiny_corpus
     folder = root / "intent"
     train_csv = str(tmp_path / "train.csv")
-    _small_manifest(folder, train_csv, per_class=1, key="intent")
-    brain, data = _brain(tmp_path, folder, ["action", "object", "location"], train_csv)
+    small_manifest(folder, train_csv, per_class=1, key="intent")
+    brain, data = make_brain(tmp_path, folder, ["action", "object", "location"], train_csv)
     loader = {"batch_size": 16, "shuffle": True}
     brain.fit(range(60), data["train"], data["valid"], train_loader_kwargs=loader, valid_loader_kwargs=loader)
     brain.evaluate(data["test"], test_loader_kwargs={"batch_size": 16})
@@ -89,18 +40,18 @@ def test_three_slot_intent_brain_overfits(tiny_corpus, tmp_path):
     assert {"accuracy_action", "accuracy_object", "accuracy_location"} <= set(brain.test_stats)
 
 
-def test_encoder_frozen_for_the_first_steps(tiny_corpus, tmp_path):
+def test_encoder_frozen_for_the_first_steps(tiny_corpus, tmp_path, small_manifest, make_brain):
     root, _ = tiny_corpus
     folder = root / "words" / "target"
     train_csv = str(tmp_path / "train.csv")
-    _small_manifest(folder, train_csv, per_class=1, key="word")
+    small_manifest(folder, train_csv, per_class=1, key="word")
     extra = {
         "freeze_encoder_steps": 2,
         "encoder_opt_class": lambda groups: torch.optim.SGD(groups, lr=0.1),
         "encoder_lr": 0.1,
         "layer_decay": 0.5,
     }
-    brain, data = _brain(tmp_path, folder, ["word"], train_csv, extra=extra)
+    brain, data = make_brain(tmp_path, folder, ["word"], train_csv, extra=extra)
     start = {k: v.clone() for k, v in brain.modules.encoder.state_dict().items()}
     loader = {"batch_size": 5}  # 10 utterances: 2 steps an epoch
     brain.fit(range(1), data["train"], train_loader_kwargs=loader)
@@ -112,14 +63,14 @@ def test_encoder_frozen_for_the_first_steps(tiny_corpus, tmp_path):
     assert not torch.equal(start["blocks.0.conv.weight"], moved)
 
 
-def test_gradient_clipping_covers_every_group(tiny_corpus, tmp_path):
+def test_gradient_clipping_covers_every_group(tiny_corpus, tmp_path, small_manifest, make_brain):
     root, _ = tiny_corpus
     folder = root / "words" / "target"
     train_csv = str(tmp_path / "train.csv")
-    _small_manifest(folder, train_csv, per_class=1, key="word")
+    small_manifest(folder, train_csv, per_class=1, key="word")
     extra = {"encoder_opt_class": lambda groups: torch.optim.SGD(groups, lr=0.0), "encoder_lr": 0.0,
              "layer_decay": 0.5}  # fmt: skip
-    brain, data = _brain(tmp_path, folder, ["word"], train_csv, extra=extra)
+    brain, data = make_brain(tmp_path, folder, ["word"], train_csv, extra=extra)
     brain.max_grad_norm = 1e-3
     brain.on_fit_start()
     norms = []

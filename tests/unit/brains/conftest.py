@@ -1,0 +1,74 @@
+"""Factories for small classifier Brains on the tiny SynthSpeech corpus."""
+
+import collections
+import os
+
+import pytest
+import torch
+from speechbrain.lobes.features import Fbank
+from speechbrain.processing.features import InputNormalization
+from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.epoch_loop import EpochCounter
+
+from speechbrain_xfer.brains import UtteranceClassifierBrain
+from speechbrain_xfer.data.dataio import classification_datasets
+from speechbrain_xfer.data.synth import read_manifest, write_manifest
+from speechbrain_xfer.encoders.conv import ConvEncoder
+from speechbrain_xfer.lobes import ClassifierHead, MeanMaxPooling
+from speechbrain_xfer.regularization import L2SP
+
+
+@pytest.fixture
+def small_manifest():
+    """Writes the first ``per_class`` training rows of each class to ``out_csv``."""
+
+    def write(folder, out_csv, per_class, key):
+        rows = read_manifest(os.path.join(folder, "train.csv"))
+        taken, counts = [], collections.Counter()
+        for row in rows:
+            if counts[row[key]] < per_class:
+                taken.append(row)
+                counts[row[key]] += 1
+        write_manifest(out_csv, taken)
+        return len(taken)
+
+    return write
+
+
+@pytest.fixture
+def make_brain():
+    """Builds a ConvEncoder classifier Brain; ``init_seed`` sets its starting weights."""
+
+    def build(tmp_path, folder, targets, train_csv, regularizers=None, extra=None, init_seed=0, epochs=1):
+        csvs = {"train": train_csv, "valid": train_csv, "test": train_csv}
+        datasets, encoders = classification_datasets(str(folder), csvs, targets, str(tmp_path / "save"))
+        torch.manual_seed(init_seed)
+        encoder = ConvEncoder(40, channels=(48, 48), strides=(2, 1), dropout=0.0)
+        heads = torch.nn.ModuleDict(
+            {t: ClassifierHead(MeanMaxPooling(48), len(encoders[t]), dropout=0.0) for t in targets}
+        )
+        counter = EpochCounter(epochs)
+        hparams = {
+            "targets": targets,
+            "label_encoders": encoders,
+            "compute_features": Fbank(n_mels=40),
+            "mean_var_norm": InputNormalization(norm_type="sentence"),
+            "encoder": encoder,
+            "heads": heads,
+            "epoch_counter": counter,
+            "regularizers": {"l2sp": L2SP(encoder, heads, alpha=0.1, beta=0.0)} if regularizers else {},
+            **(extra or {}),
+        }
+        checkpointer = Checkpointer(
+            str(tmp_path / "ckpt"), {"encoder": encoder, "heads": heads, "counter": counter}
+        )
+        brain = UtteranceClassifierBrain(
+            modules={"encoder": encoder, "heads": heads},
+            opt_class=lambda params: torch.optim.Adam(params, lr=3e-3),
+            hparams=hparams,
+            run_opts={"device": "cpu"},
+            checkpointer=checkpointer,
+        )
+        return brain, datasets
+
+    return build
