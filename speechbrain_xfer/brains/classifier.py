@@ -9,6 +9,10 @@ hparams read here: ``targets``, ``heads`` (a ModuleDict also in ``modules``),
 ``compute_features`` and ``mean_var_norm`` (for filterbank encoders),
 ``wav_augment`` (a SpeechBrain Augmenter, training only), ``label_encoders``,
 ``checkpointer``, ``train_logger``, ``output_folder``.
+
+A batch that carries ``encoded`` (the frozen-encoder feature cache, see
+:mod:`speechbrain_xfer.data.feature_cache`) skips the front end and the
+encoder; regularizers that need the encoder's input (DELTA) do not apply then.
 """
 
 import os
@@ -18,32 +22,41 @@ import torch
 
 from speechbrain_xfer.brains.metrics import confusion_matrix, macro_f1
 from speechbrain_xfer.brains.transfer import TransferBrain
+from speechbrain_xfer.lobes.heads import ClassifierHeads
 
 
 class UtteranceClassifierBrain(TransferBrain):
     """Utterance classification on top of a (pretrained) encoder."""
 
+    def __init__(self, modules=None, opt_class=None, hparams=None, run_opts=None, checkpointer=None):
+        super().__init__(modules, opt_class, hparams, run_opts, checkpointer)
+        if isinstance(self.modules.heads, torch.nn.ModuleDict):
+            # One module with a forward, so that DDP synchronizes the heads' gradients.
+            self.modules.heads = ClassifierHeads(self.modules.heads)
+        self._check_heads()
+
+    def _check_heads(self):
+        heads = self.modules.heads.heads
+        missing = [t for t in self.hparams.targets if t not in heads]
+        if missing:
+            raise ValueError(f"targets {missing} have no head in `heads` (heads: {sorted(heads)})")
+        for target, encoder in (getattr(self.hparams, "label_encoders", None) or {}).items():
+            n_classes = heads[target].n_classes
+            if n_classes != len(encoder):
+                raise ValueError(f"the {target!r} head has n_classes: {n_classes} but the training manifest has "
+                                 f"{len(encoder)} labels ({', '.join(map(str, encoder.ind2lab.values()))}); "
+                                 f"set n_classes: {len(encoder)} in the YAML")  # fmt: skip
+
     def compute_forward(self, batch, stage):
         batch = batch.to(self.device)
-        wavs, lens = batch.sig
-        augment = getattr(self.hparams, "wav_augment", None)
-        if stage == sb.Stage.TRAIN and augment is not None:
-            wavs, lens = augment(wavs, lens)
-        x = wavs
-        if getattr(self.hparams, "compute_features", None) is not None:
-            x = self.hparams.compute_features(wavs)
-            if getattr(self.hparams, "mean_var_norm", None) is not None:
-                x = self.hparams.mean_var_norm(x, lens)
-        features = self.modules.encoder(x, lens)
-        outputs = {"features": features, "encoder_input": x, "lens": lens, "log_probs": {}}
-        pooled = []
-        for target in self.hparams.targets:
-            head = self.modules.heads[target]
-            vector = head.pool(features, lens)
-            pooled.append(vector)
-            outputs["log_probs"][target] = head.classify(vector)
-        outputs["pooled"] = torch.cat(pooled, dim=-1)
-        return outputs
+        if hasattr(batch, "encoded"):
+            # A frozen encoder's outputs, computed once per utterance (data.feature_cache); no encoder input.
+            (features, lens), x = batch.encoded, None
+            feature_lens = lens
+        else:
+            features, x, lens, feature_lens = self.encode(batch, stage)
+        log_probs, pooled = self.modules.heads(features, feature_lens)
+        return {"features": features, "encoder_input": x, "lens": lens, "log_probs": log_probs, "pooled": pooled}
 
     def _labels(self, batch, target):
         labels = getattr(batch, f"{target}_encoded").data.view(-1)
@@ -96,6 +109,7 @@ class UtteranceClassifierBrain(TransferBrain):
         stats, confusions = self.classification_stats()
         stats = {"loss": stage_loss, **stats}
         if stage == sb.Stage.VALID:
+            self.record_validation(stats["accuracy"])
             rates = self.anneal_learning_rates(1.0 - stats["accuracy"])
             if hasattr(self.hparams, "train_logger"):
                 self.hparams.train_logger.log_stats(

@@ -23,12 +23,17 @@ Optional hparams read here (all others belong to the task Brain):
 as NewBobScheduler, stepped on the validation metric).
 """
 
+import json
 import logging
 
 import speechbrain as sb
 import torch
+from speechbrain.dataio.sampler import ReproducibleRandomSampler
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
 from speechbrain_xfer.brains.schedules import LayerSchedule, encoder_layers, layerwise_param_groups
+from speechbrain_xfer.data.feature_cache import frame_lengths
 
 logger = logging.getLogger(__name__)
 
@@ -68,20 +73,52 @@ class TransferBrain(sb.Brain):
                 self.checkpointer.add_recoverable(f"regularizer_{name}", regularizer)
         self._anchors_captured = False
         self._term_sums, self._term_count = {}, 0
+        self.valid_history = []
 
     # -- regularization -------------------------------------------------
     def regularization_terms(self, outputs):
-        """Returns ``{name: R_k}`` for the configured regularizers."""
+        """Returns ``{name: R_k}`` for the configured regularizers.
+
+        Each regularizer names the forward outputs it takes in its ``inputs``
+        attribute (e.g. DELTA: features, encoder input, lengths); weight-space
+        terms such as L2-SP take none.
+        """
         terms = {}
         for name, regularizer in self.regularizers.items():
-            kind = type(regularizer).__name__
-            if kind == "DELTA":
-                terms[name] = regularizer(outputs["features"], outputs["encoder_input"], lengths=outputs["lens"])
-            elif kind == "BSS":
-                terms[name] = regularizer(outputs["pooled"])
-            else:
-                terms[name] = regularizer()
+            needs = getattr(regularizer, "inputs", ())
+            missing = [key for key in needs if outputs.get(key) is None]
+            if missing:
+                raise ValueError(f"regularizer {name!r} needs the outputs {missing}, which "
+                                 f"{type(self).__name__}.compute_forward did not provide (a frozen-encoder "
+                                 f"feature cache provides no encoder input)")  # fmt: skip
+            terms[name] = regularizer(*(outputs[key] for key in needs))
         return terms
+
+    def encode(self, batch, stage):
+        """Waveforms to encoder outputs: augmentation, features, normalization, encoder.
+
+        Returns the outputs, the encoder's input, the input's relative lengths
+        and the outputs' ones, exact to the frame where the front end and the
+        encoder say how they subsample (``frame_lengths``, ``output_lengths``):
+        relative lengths are not kept by a strided encoder, and pooling or the
+        CTC loss would otherwise count a padding frame or drop a real one.
+        """
+        wavs, lens = batch.sig
+        augment = getattr(self.hparams, "wav_augment", None)
+        if stage == sb.Stage.TRAIN and augment is not None:
+            wavs, lens = augment(wavs, lens)
+        x = wavs
+        compute_features = getattr(self.hparams, "compute_features", None)
+        if compute_features is not None:
+            x = compute_features(wavs)
+            lens = frame_lengths(compute_features, lens, wavs.shape[1], x.shape[1])
+            if getattr(self.hparams, "mean_var_norm", None) is not None:
+                x = self.hparams.mean_var_norm(x, lens)
+        encoder = self.modules.encoder
+        features = encoder(x, lens)
+        module = encoder.module if isinstance(encoder, DistributedDataParallel) else encoder
+        output_lens = module.output_lengths(lens, x.shape[1]) if hasattr(module, "output_lengths") else lens
+        return features, x, lens, output_lens
 
     def compute_task_loss(self, outputs, batch, stage):
         """The task's own loss L(y, f_w(x)); implemented by task Brains."""
@@ -104,9 +141,74 @@ class TransferBrain(sb.Brain):
             self._term_sums[key] = self._term_sums.get(key, 0.0) + float(value.detach())
         self._term_count += 1
 
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        self._show_terms()
+
+    def _show_terms(self):
+        """Shows the running average of each term on the training progress bar.
+
+        SpeechBrain rewrites the bar's postfix with the total loss after every
+        batch, so the terms go in its description.
+        """
+        if not self._term_count:
+            return
+        text = " ".join(f"{key}={value:.3g}" for key, value in self.term_averages().items())
+        for bar in list(tqdm._instances):
+            if not bar.disable and getattr(bar, "colour", None) == self.tqdm_barcolor["train"]:
+                bar.set_description_str(text, refresh=False)
+
     def term_averages(self):
         """Average of the task loss and of each R_k over the current epoch."""
         return {key: total / max(self._term_count, 1) for key, total in self._term_sums.items()}
+
+    # -- validation history and run summary -----------------------------
+    #: The test metric of ``summary.json``, whether higher is better, and the
+    #: ``evaluate`` argument that picks the best validation checkpoint.
+    summary_metric, higher_is_better = "accuracy", True
+    best_checkpoint_key = {"max_key": "accuracy"}
+
+    def record_validation(self, score):
+        """Appends ``(optimizer step, score)`` to the history and steps an early stopper.
+
+        The epoch counter stops training early when it is SpeechBrain's
+        ``EpochCounterWithStopper`` (patience on the validation score).
+        """
+        self.valid_history.append((self.optimizer_step, float(score)))
+        counter = getattr(self.hparams, "epoch_counter", None)
+        if hasattr(counter, "update_metric"):
+            counter.update_metric(score)
+
+    def write_summary(self, path, train_time):
+        """Writes the run's test metric, validation history and cost, for ``sbx curve``."""
+        summary = {
+            "metric": self.summary_metric,
+            "higher_is_better": self.higher_is_better,
+            "test": self.test_stats,
+            "valid_history": self.valid_history,
+            "train_time_s": train_time,
+            "steps": self.optimizer_step,
+        }
+        with open(path, "w") as f:
+            json.dump(summary, f, indent=1)
+
+    def _train_loader_specifics(self, dataset, loader_kwargs):
+        # With ``steps_per_epoch``, an epoch is that many batches drawn with
+        # replacement: validation (and early stopping) then come at the same
+        # step counts whatever the size of the k-shot training set.
+        steps = getattr(self.hparams, "steps_per_epoch", None)
+        if steps and loader_kwargs.get("sampler") is None and loader_kwargs.get("batch_sampler") is None:
+            loader_kwargs = dict(loader_kwargs)
+            loader_kwargs.pop("shuffle", None)
+            sampler = ReproducibleRandomSampler(dataset, seed=getattr(self.hparams, "seed", 563375142),
+                                                replacement=True,
+                                                num_samples=steps * loader_kwargs.get("batch_size", 1)
+                                                * _world_size())  # fmt: skip
+            loader_kwargs["sampler"] = sampler
+            loader_kwargs = super()._train_loader_specifics(dataset, loader_kwargs)
+            if self.train_sampler is None:
+                self.train_sampler = sampler  # so that SpeechBrain calls set_epoch: a new draw each epoch
+            return loader_kwargs
+        return super()._train_loader_specifics(dataset, loader_kwargs)
 
     # -- stages and schedules ------------------------------------------
     def on_fit_start(self):
@@ -122,6 +224,11 @@ class TransferBrain(sb.Brain):
                         torch.distributed.broadcast(buffer, src=0)
             self._anchors_captured = True
         super().on_fit_start()
+        # Imported here: the encoders package loads transformers, which a Brain without a hub encoder never needs.
+        from speechbrain_xfer.encoders.adapters import parameter_summary
+
+        # Logged after init_optimizers, which freezes the encoder for linear probing.
+        logger.info(parameter_summary(self.modules))
 
     def on_stage_start(self, stage, epoch=None):
         if stage == sb.Stage.TRAIN:
@@ -135,6 +242,22 @@ class TransferBrain(sb.Brain):
         """Whether any encoder layer trains at the current step."""
         layers = encoder_layers(self.modules.encoder)
         return self.schedule.trainable_count(self.optimizer_step, len(layers)) > 0
+
+    def _wrap_distributed(self):
+        """Wraps modules in DDP; converts batch norm to SyncBatchNorm on GPUs only.
+
+        SpeechBrain always converts, and SyncBatchNorm refuses CPU tensors, so
+        multi-process training on CPUs (gloo) would fail at the first batch.
+        On CPUs each rank keeps plain batch norm, and DDP broadcasts rank 0's
+        statistics at every forward.
+        """
+        if not self.distributed_launch or torch.device(self.device).type != "cpu":
+            return super()._wrap_distributed()
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = DistributedDataParallel(
+                    module, find_unused_parameters=self.find_unused_parameters
+                )
 
     # -- optimizers -----------------------------------------------------
     def init_optimizers(self):
@@ -199,3 +322,9 @@ class TransferBrain(sb.Brain):
                 group["lr"] *= new / old if old else 1.0
             rates[f"lr_{name}"] = new
         return rates
+
+
+def _world_size():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return 1

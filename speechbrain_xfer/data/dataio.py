@@ -4,7 +4,9 @@ import csv
 import os
 
 import speechbrain as sb
-from speechbrain.dataio.encoder import CategoricalEncoder
+import torch
+from speechbrain.dataio.encoder import CategoricalEncoder, CTCTextEncoder
+from speechbrain.tokenizers.SentencePiece import SentencePiece
 
 
 class ManifestError(ValueError):
@@ -85,3 +87,207 @@ def _label_pipeline(target, encoder):
         return encoder.encode_label_torch(label)
 
     return pipeline
+
+
+# -- ASR: transcripts as CTC tokens -----------------------------------------
+
+BLANK_INDEX = 0
+"""Where both tokenizers put the CTC blank."""
+
+TRANSCRIPT = "transcript"
+"""The manifest column holding each utterance's text."""
+
+
+class CharTokenizer:
+    """Characters as CTC tokens, through SpeechBrain's ``CTCTextEncoder``.
+
+    The blank is index 0; characters never seen when the set was built
+    encode to ``<unk>``, so a new symbol in a test transcript costs an error
+    instead of a crash.
+
+    Arguments
+    ---------
+    encoder : speechbrain.dataio.encoder.CTCTextEncoder
+        An encoder with its blank label set.
+
+    Example
+    -------
+    >>> tok = CharTokenizer.load_or_create(getfixture("tmp_path") / "chars.txt", ["abc", "cab a"])
+    >>> len(tok), tok.blank_index, tok.encode("ab c!")
+    (6, 0, [4, 1, 3, 2, 5])
+    >>> tok.decode(tok.encode("cab a"))
+    'cab a'
+    >>> tok.vocabulary()  # the blank took index 0 and moved 'a' to the end
+    ['<blank>', 'b', 'c', ' ', 'a', '<unk>']
+    """
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.blank_index = encoder.get_blank_index()
+
+    @classmethod
+    def load_or_create(cls, path, texts):
+        """Loads the character set saved at ``path``, or builds it from ``texts`` and saves it there."""
+        encoder = CTCTextEncoder()
+        encoder.load_or_create(
+            str(path),
+            from_iterables=[texts],
+            sequence_input=True,
+            special_labels={"blank_label": BLANK_INDEX, "unk_label": "<unk>"},
+        )
+        # The CTC head is sized from len(tokenizer), so there is no other count to check against.
+        encoder.ignore_len()
+        return cls(encoder)
+
+    def encode(self, text):
+        """Token ids of ``text``, one per character."""
+        return self.encoder.encode_sequence(text)
+
+    def decode(self, ids):
+        """The text of a collapsed, blank-free id sequence."""
+        return "".join(self.encoder.decode_ndim(list(ids)))
+
+    def vocabulary(self):
+        """Every token's label, by index (what a beam searcher needs)."""
+        return [self.encoder.ind2lab[i] for i in range(len(self))]
+
+    def __len__(self):
+        return len(self.encoder)
+
+
+class SentencePieceTokenizer:
+    """Subword CTC tokens, through SpeechBrain's SentencePiece wrapper.
+
+    SpeechBrain's CTC recipes share id 0 between the blank and ``<unk>``, so
+    an unknown piece in a target would be read as a blank. Here the blank is
+    SentencePiece's padding piece (id 0), which encoding never emits, and
+    ``<unk>`` is id 1. A model already in ``model_dir`` (same vocabulary
+    size and type) is loaded instead of trained again.
+
+    Arguments
+    ---------
+    model_dir : str
+        Where the model is trained and saved, or loaded from.
+    vocab_size : int
+        Number of pieces, blank and ``<unk>`` included.
+    annotation_train : str
+        CSV manifest whose ``transcript`` column trains the model.
+    model_type : str
+        ``"unigram"``, ``"bpe"`` or ``"char"``.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> with open(folder / "train.csv", "w") as f:
+    ...     _ = f.write("ID,transcript\\n1,call mom\\n2,call dad\\n3,mom and dad\\n")
+    >>> tok = SentencePieceTokenizer(str(folder / "sp"), 10, str(folder / "train.csv"))
+    >>> len(tok), tok.blank_index, tok.vocabulary()[:2]
+    (10, 0, ['<pad>', '<unk>'])
+    >>> tok.decode(tok.encode("call dad and mom"))
+    'call dad and mom'
+    """
+
+    def __init__(self, model_dir, vocab_size, annotation_train, model_type="unigram"):
+        try:
+            self.wrapper = SentencePiece(
+                model_dir, vocab_size, annotation_train, TRANSCRIPT, model_type,
+                pad_id=BLANK_INDEX, unk_id=1, bos_id=-1, eos_id=-1,
+            )  # fmt: skip
+        except RuntimeError as error:
+            raise ValueError(f"SentencePiece could not train a {vocab_size}-piece {model_type} model on the "
+                             f"{TRANSCRIPT!r} column of {annotation_train}: {error}") from error  # fmt: skip
+        self.processor = self.wrapper.sp
+        self.blank_index = self.processor.pad_id()
+
+    def encode(self, text):
+        """Piece ids of ``text``."""
+        return self.processor.encode_as_ids(text)
+
+    def decode(self, ids):
+        """The text of a collapsed, blank-free id sequence."""
+        return self.processor.decode_ids([int(i) for i in ids])
+
+    def vocabulary(self):
+        """Every piece, by id (what a beam searcher needs)."""
+        return [self.processor.id_to_piece(i) for i in range(len(self))]
+
+    def __len__(self):
+        return self.processor.vocab_size()
+
+
+def _transcripts(path):
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if TRANSCRIPT not in (reader.fieldnames or []):
+            raise ManifestError(f"{path} has no {TRANSCRIPT!r} column (columns: {reader.fieldnames}); "
+                                f"ASR manifests need the text of each utterance there")  # fmt: skip
+        return [row[TRANSCRIPT] for row in reader]
+
+
+def asr_datasets(data_folder, csv_files, save_folder, tokenizer="char", vocab_size=None, model_type="unigram"):
+    """Datasets yielding ``sig``, ``transcript`` and its CTC ``tokens``, and their tokenizer.
+
+    The tokenizer is built from the training manifest's transcripts and saved
+    in ``save_folder``; a later run (a resumed one) reloads it from there as
+    it is, so clear ``save_folder`` after changing the training manifest.
+
+    Arguments
+    ---------
+    data_folder : str
+        Replaces ``$data_root`` in the manifests' ``wav`` column.
+    csv_files : dict
+        ``{"train": path, "valid": path, "test": path}``; each manifest has a
+        ``transcript`` column.
+    save_folder : str
+        Where the tokenizer is saved (and reloaded on resume).
+    tokenizer : str
+        ``"char"`` (characters) or ``"sentencepiece"``.
+    vocab_size : int
+        Number of SentencePiece tokens, blank included; sentencepiece only.
+    model_type : str
+        SentencePiece model: ``"unigram"``, ``"bpe"`` or ``"char"``.
+
+    Returns
+    -------
+    datasets : dict
+        ``{split: DynamicItemDataset}`` with output keys ``id``, ``sig``,
+        ``transcript`` and ``tokens`` (a LongTensor).
+    tokenizer : CharTokenizer or SentencePieceTokenizer
+        ``encode(text)``, ``decode(ids)``, ``blank_index``, ``vocabulary()``
+        and ``len()``.
+    """
+    for split, path in csv_files.items():
+        if not os.path.isfile(path):
+            raise ManifestError(f"the {split} manifest {path} does not exist; prepare the data first")
+        _transcripts(path)
+    os.makedirs(save_folder, exist_ok=True)
+    text_tokenizer = _asr_tokenizer(tokenizer, csv_files["train"], save_folder, vocab_size, model_type)
+    datasets = {
+        split: sb.dataio.dataset.DynamicItemDataset.from_csv(path, replacements={"data_root": data_folder})
+        for split, path in csv_files.items()
+    }
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def audio_pipeline(wav):
+        return sb.dataio.dataio.read_audio(wav)
+
+    @sb.utils.data_pipeline.takes(TRANSCRIPT)
+    @sb.utils.data_pipeline.provides("tokens")
+    def text_pipeline(transcript):
+        return torch.LongTensor(text_tokenizer.encode(transcript))
+
+    sb.dataio.dataset.add_dynamic_item(list(datasets.values()), audio_pipeline)
+    sb.dataio.dataset.add_dynamic_item(list(datasets.values()), text_pipeline)
+    sb.dataio.dataset.set_output_keys(list(datasets.values()), ["id", "sig", TRANSCRIPT, "tokens"])
+    return datasets, text_tokenizer
+
+
+def _asr_tokenizer(kind, train_csv, save_folder, vocab_size, model_type):
+    if kind == "char":
+        return CharTokenizer.load_or_create(os.path.join(save_folder, "char_tokenizer.txt"), _transcripts(train_csv))
+    if kind == "sentencepiece":
+        if vocab_size is None:
+            raise ValueError("tokenizer='sentencepiece' needs a vocab_size (e.g. 100 for a few hundred sentences)")
+        return SentencePieceTokenizer(os.path.join(save_folder, "sentencepiece"), vocab_size, train_csv, model_type)
+    raise ValueError(f"unknown tokenizer {kind!r}; use 'char' or 'sentencepiece'")

@@ -2,6 +2,12 @@
 
 It is the project's own encoder for SynthSpeech: pretrained in minutes on
 two cores, and exposing its layers bottom to top like the hub encoders do.
+
+Padding never reaches a valid frame: the input and every block's output are
+zeroed past each utterance's length (which follows the stride subsampling),
+and the GRU runs on packed sequences. So in eval mode an utterance's valid
+frames are the same whether it is encoded alone or padded in a batch, which
+the frozen-encoder feature cache relies on.
 """
 
 import torch
@@ -15,6 +21,8 @@ class ConvBlock(nn.Module):
 
     def __init__(self, in_dim, out_dim, kernel_size=5, stride=1, dropout=0.1):
         super().__init__()
+        # Kept here too: an adapter may replace ``conv`` with a wrapper.
+        self.kernel_size, self.stride = kernel_size, stride
         self.conv = nn.Conv1d(in_dim, out_dim, kernel_size, stride=stride, padding=kernel_size // 2)
         self.norm = nn.BatchNorm1d(out_dim)
         self.dropout = nn.Dropout(dropout)
@@ -22,6 +30,11 @@ class ConvBlock(nn.Module):
     def forward(self, x):
         x = torch.relu(self.norm(self.conv(x.transpose(1, 2))))
         return self.dropout(x).transpose(1, 2)
+
+    def output_frames(self, frames):
+        """Output frames of an input of ``frames`` frames (the Conv1d length formula)."""
+        padding = self.kernel_size // 2
+        return torch.div(frames + 2 * padding - self.kernel_size, self.stride, rounding_mode="floor") + 1
 
 
 class ConvEncoder(nn.Module):
@@ -45,6 +58,15 @@ class ConvEncoder(nn.Module):
     >>> enc = ConvEncoder(40, channels=(32, 32), strides=(1, 2), rnn_dim=16)
     >>> enc(torch.randn(2, 100, 40)).shape, enc.output_dim, len(enc.layers())
     (torch.Size([2, 50, 32]), 32, 3)
+
+    Padding does not change the valid frames (eval mode: batch statistics off):
+
+    >>> enc = enc.eval()
+    >>> alone = torch.randn(1, 30, 40)
+    >>> padded = torch.cat([alone, torch.randn(1, 10, 40)], dim=1)  # 30 of 40 frames are valid
+    >>> out = enc(padded, torch.tensor([0.75]))
+    >>> torch.allclose(out[:, :15], enc(alone, torch.ones(1)), atol=1e-6), out[:, 15:].abs().max().item()
+    (True, 0.0)
     """
 
     def __init__(self, input_dim=40, channels=(64, 64, 128), strides=(1, 2, 1), rnn_dim=0, dropout=0.1):
@@ -62,14 +84,42 @@ class ConvEncoder(nn.Module):
         """The encoder's layers, bottom to top, for freezing and learning-rate schedules."""
         return [*self.blocks, *([self.rnn] if self.rnn is not None else [])]
 
-    def forward(self, feats, lengths=None):
-        x = feats
+    def output_lengths(self, lengths, num_frames):
+        """Relative lengths of the output frames, for inputs of relative ``lengths`` over ``num_frames`` frames.
+
+        Subsampling does not keep relative lengths: 153 of 228 frames become 77 of 114, not
+        ``round(153 / 228 * 114) = 76``. Poolings given these lengths see every valid frame.
+
+        Example
+        -------
+        >>> enc = ConvEncoder(40, channels=(8, 8), strides=(1, 2))
+        >>> (enc.output_lengths(torch.tensor([1.0, 153 / 228]), 228) * 114).round().tolist()
+        [114.0, 77.0]
+        """
+        frames = length_mask(lengths, num_frames).sum(dim=1)
+        total = torch.tensor(num_frames)
         for block in self.blocks:
-            x = block(x)
+            frames, total = block.output_frames(frames), block.output_frames(total)
+        return frames / total
+
+    def forward(self, feats, lengths=None):
+        """Encodes (batch, time, input_dim) features; ``lengths`` are relative, as in SpeechBrain."""
+        if lengths is None:
+            x = feats
+            for block in self.blocks:
+                x = block(x)
+            return x if self.rnn is None else self.rnn(x)[0]
+        frames = length_mask(lengths, feats.shape[1]).sum(dim=1)
+        x = _zero_padding(feats, frames)
+        for block in self.blocks:
+            frames = block.output_frames(frames)
+            x = _zero_padding(block(x), frames)
         if self.rnn is not None:
-            mask = length_mask(lengths, x.shape[1])
-            if mask is not None:
-                # Padding frames must not leak into the backward direction.
-                x = x * mask.unsqueeze(-1)
-            x, _ = self.rnn(x)
+            packed = nn.utils.rnn.pack_padded_sequence(x, frames.cpu(), batch_first=True, enforce_sorted=False)
+            x, _ = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.shape[1])
         return x
+
+
+def _zero_padding(x, frames):
+    """``x`` with the frames past ``frames`` (per utterance) set to zero."""
+    return x * (torch.arange(x.shape[1], device=x.device)[None, :] < frames[:, None]).unsqueeze(-1).to(x.dtype)

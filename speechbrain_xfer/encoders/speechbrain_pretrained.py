@@ -93,3 +93,41 @@ def load_speechbrain_modules(modules, source, files=None, savedir=None):
         ) from err
     pretrainer.load_collected()
     return collected
+
+
+def save_pretrained_folder(folder, modules, hparams_file=None, test_stats=None):
+    """Saves modules as a SpeechBrain pretrained folder that :func:`load_speechbrain_modules` reads.
+
+    Each module's ``state_dict`` goes to ``<folder>/<name>.ckpt`` (plain
+    tensors: loadable with ``torch.load(..., weights_only=True)``), the YAML
+    that built them to ``source_hyperparams.yaml`` and the source task's test
+    figures to ``source_stats.json``. The folder is written beside its final
+    place and renamed into it, so it is either complete or absent.
+
+    Example
+    -------
+    >>> import tempfile, torch
+    >>> folder = os.path.join(tempfile.mkdtemp(), "encoder")
+    >>> save_pretrained_folder(folder, {"encoder": torch.nn.Linear(4, 2)})
+    >>> sorted(os.listdir(folder))
+    ['encoder.ckpt']
+    >>> _ = load_speechbrain_modules({"encoder": torch.nn.Linear(4, 2)}, folder)
+    """
+    import json
+    import shutil
+
+    import torch
+
+    staging = f"{folder}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    for name, module in modules.items():
+        torch.save(module.state_dict(), os.path.join(staging, f"{name}.ckpt"))
+    if hparams_file is not None:
+        shutil.copyfile(hparams_file, os.path.join(staging, "source_hyperparams.yaml"))
+    if test_stats is not None:
+        with open(os.path.join(staging, "source_stats.json"), "w") as f:
+            json.dump(test_stats, f, indent=1)
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+    os.replace(staging, folder)

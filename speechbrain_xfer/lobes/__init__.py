@@ -1,6 +1,15 @@
 """Task heads: pooling over time and classifiers."""
 
-from speechbrain_xfer.lobes.heads import ClassifierHead
+from speechbrain_xfer.lobes.ctc import CTCHead
+from speechbrain_xfer.lobes.heads import ClassifierHead, ClassifierHeads
 from speechbrain_xfer.lobes.pooling import AttentionPooling, MeanMaxPooling, MeanPooling, length_mask
 
-__all__ = ["AttentionPooling", "ClassifierHead", "MeanMaxPooling", "MeanPooling", "length_mask"]
+__all__ = [
+    "AttentionPooling",
+    "CTCHead",
+    "ClassifierHead",
+    "ClassifierHeads",
+    "MeanMaxPooling",
+    "MeanPooling",
+    "length_mask",
+]

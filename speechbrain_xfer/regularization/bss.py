@@ -33,6 +33,9 @@ class BSS(nn.Module):
     2.0
     """
 
+    #: What the training loop passes to ``forward``, by name.
+    inputs = ("pooled",)
+
     def __init__(self, k=1, eta=0.001):
         super().__init__()
         if k < 1:

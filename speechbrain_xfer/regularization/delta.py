@@ -20,9 +20,11 @@ class DELTA(nn.Module):
     copy of the pretrained encoder. The squared distance is summed over the
     feature dimension and averaged over the valid (non-padding) frames.
 
-    The frozen copy is a deep copy taken at construction and registered as the
-    submodule ``reference``: it follows ``.to()`` and is saved in
-    ``state_dict()``, so a resumed run keeps the original pretrained encoder.
+    The frozen copy is a deep copy taken at construction, refreshed by
+    :meth:`capture` (for weights loaded after construction, e.g. by a
+    Pretrainer), and registered as the submodule ``reference``: it follows
+    ``.to()`` and is saved in ``state_dict()``, so a resumed run keeps the
+    original pretrained encoder.
     Its parameters have ``requires_grad=False`` (an optimizer built from this
     module's ``parameters()`` never updates them) and it stays in eval mode
     even when a parent module calls ``.train()``, so its dropout and
@@ -34,12 +36,15 @@ class DELTA(nn.Module):
         The pretrained encoder, copied before fine-tuning starts.
     alpha : float
         Strength of the penalty.
+    pass_lengths : bool
+        Call ``reference(inputs, lengths)`` (SpeechBrain encoders, which mask
+        padding with the lengths) rather than ``reference(inputs)``.
 
     Example
     -------
     >>> _ = torch.manual_seed(0)
     >>> encoder = nn.Linear(4, 3)
-    >>> reg = DELTA(encoder, alpha=0.5)
+    >>> reg = DELTA(encoder, alpha=0.5, pass_lengths=False)
     >>> x = torch.randn(2, 5, 4)
     >>> reg(encoder(x), x).item()
     0.0
@@ -47,12 +52,26 @@ class DELTA(nn.Module):
     ...     encoder.bias += 1.0
     >>> round(reg(encoder(x), x, lengths=torch.tensor([1.0, 0.6])).item(), 6)  # 0.5 * 3 * 1.0**2
     1.5
+    >>> reg.capture()  # the current weights become the reference
+    >>> reg(encoder(x), x).item()
+    0.0
     """
 
-    def __init__(self, reference, alpha=0.01):
+    #: What the training loop passes to ``forward``, by name.
+    inputs = ("features", "encoder_input", "lens")
+
+    def __init__(self, reference, alpha=0.01, pass_lengths=True):
         super().__init__()
         self.alpha = alpha
+        self.pass_lengths = pass_lengths
+        # A plain list keeps the live encoder out of this module's submodules.
+        self._source = [reference]
         self.reference = copy.deepcopy(reference).requires_grad_(False).eval()
+
+    @torch.no_grad()
+    def capture(self):
+        """Copies the live encoder's current weights into the frozen reference."""
+        self.reference.load_state_dict(self._source[0].state_dict())
 
     def train(self, mode=True):
         """Sets the mode like ``nn.Module.train``, but keeps ``reference`` in eval mode."""
@@ -86,7 +105,10 @@ class DELTA(nn.Module):
             if inputs is None:
                 raise ValueError("DELTA needs either inputs or reference_features")
             with torch.no_grad():
-                reference_features = self.reference(inputs)
+                if self.pass_lengths and lengths is not None:
+                    reference_features = self.reference(inputs, lengths)
+                else:
+                    reference_features = self.reference(inputs)
         if reference_features.shape != features.shape:
             raise ValueError(f"feature shapes differ: {tuple(features.shape)} vs {tuple(reference_features.shape)}")
         distance = (features - reference_features.detach()).square().sum(dim=-1)

@@ -51,6 +51,9 @@ class EWC(nn.Module):
     True
     """
 
+    #: What the training loop passes to ``forward``, by name.
+    inputs = ()
+
     def __init__(self, source, lam=1.0):
         super().__init__()
         self.lam = lam

@@ -65,6 +65,9 @@ class L2SP(nn.Module):
     []
     """
 
+    #: What the training loop passes to ``forward``, by name.
+    inputs = ()
+
     def __init__(self, source, head=None, alpha=0.01, beta=0.01):
         super().__init__()
         self.alpha = alpha

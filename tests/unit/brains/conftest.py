@@ -1,7 +1,5 @@
 """Factories for small classifier Brains on the tiny SynthSpeech corpus."""
 
-import collections
-import os
 
 import pytest
 import torch
@@ -12,27 +10,9 @@ from speechbrain.utils.epoch_loop import EpochCounter
 
 from speechbrain_xfer.brains import UtteranceClassifierBrain
 from speechbrain_xfer.data.dataio import classification_datasets
-from speechbrain_xfer.data.synth import read_manifest, write_manifest
 from speechbrain_xfer.encoders.conv import ConvEncoder
 from speechbrain_xfer.lobes import ClassifierHead, MeanMaxPooling
 from speechbrain_xfer.regularization import L2SP
-
-
-@pytest.fixture
-def small_manifest():
-    """Writes the first ``per_class`` training rows of each class to ``out_csv``."""
-
-    def write(folder, out_csv, per_class, key):
-        rows = read_manifest(os.path.join(folder, "train.csv"))
-        taken, counts = [], collections.Counter()
-        for row in rows:
-            if counts[row[key]] < per_class:
-                taken.append(row)
-                counts[row[key]] += 1
-        write_manifest(out_csv, taken)
-        return len(taken)
-
-    return write
 
 
 @pytest.fixture

@@ -28,3 +28,14 @@ def test_resume_restores_the_pretrained_anchor_not_the_resumed_weights(
     assert torch.equal(anchors[0], pretrained["blocks.0.conv.weight"])
     assert float(l2sp()) > 0
     assert resumed.hparams.epoch_counter.current == 2
+
+
+def test_progress_bar_shows_each_term(tiny_corpus, tmp_path, small_manifest, make_brain, capsys):
+    root, _ = tiny_corpus
+    folder = root / "words" / "target"
+    train_csv = str(tmp_path / "train.csv")
+    small_manifest(folder, train_csv, per_class=1, key="word")
+    brain, data = make_brain(tmp_path, folder, ["word"], train_csv, regularizers=True)
+    brain.fit(range(1), data["train"], train_loader_kwargs={"batch_size": 5}, progressbar=True)
+    bar = capsys.readouterr().err
+    assert "task_loss=" in bar and "R_l2sp=" in bar

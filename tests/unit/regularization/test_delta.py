@@ -41,7 +41,7 @@ def test_value_matches_hand_computation_and_precomputed_reference():
 
 def test_padding_frames_are_ignored():
     encoder = _encoder().eval()
-    reg = DELTA(encoder, alpha=1.0)
+    reg = DELTA(encoder, alpha=1.0, pass_lengths=False)
     x = torch.randn(2, 10, 4)
     lengths = torch.tensor([1.0, 0.4])
     features = encoder(x).detach()
@@ -73,3 +73,40 @@ def test_reference_stays_frozen_in_eval_mode_and_gets_no_gradient():
     reg(encoder(x), x).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in encoder.parameters())
     assert all(p.grad is None for p in reg.reference.parameters())
+
+
+class _MaskingEncoder(nn.Module):
+    """Zeroes the frames past each relative length, as SpeechBrain encoders do."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 3)
+
+    def forward(self, x, lengths=None):
+        y = self.linear(x)
+        if lengths is not None:
+            frames = torch.arange(x.shape[1]) < torch.round(lengths * x.shape[1]).unsqueeze(1)
+            y = y * frames.unsqueeze(-1)
+        return y
+
+
+def test_reference_gets_the_lengths():
+    encoder = _MaskingEncoder()
+    reg = DELTA(encoder, alpha=1.0)
+    x, lengths = torch.randn(2, 6, 4), torch.tensor([1.0, 0.5])
+    assert reg(encoder(x, lengths), x, lengths).item() == 0.0
+
+
+def test_capture_takes_weights_loaded_after_construction():
+    encoder = _encoder().eval()
+    reg = DELTA(encoder, alpha=1.0)
+    pretrained = _encoder()
+    with torch.no_grad():
+        for p in pretrained.parameters():
+            p.add_(1.0)
+    encoder.load_state_dict(pretrained.state_dict())  # as a Pretrainer would, after the YAML built DELTA
+    x = torch.randn(2, 5, 4)
+    assert reg(encoder(x), x).item() > 0.0
+    reg.capture()
+    assert reg(encoder(x), x).item() == 0.0
+    assert all(not p.requires_grad for p in reg.reference.parameters())

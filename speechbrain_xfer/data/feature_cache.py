@@ -1,0 +1,384 @@
+"""Frozen-encoder feature cache: encode each utterance once, reuse it every epoch.
+
+In linear probing (``freeze_encoder: True``) the front end (filterbanks,
+sentence normalization) and the encoder compute the same outputs for an
+utterance in every epoch, and they cost far more than the head on top.
+:func:`add_feature_cache` adds a SpeechBrain dynamic item, ``encoded``, that
+runs them once per utterance (alone, unpadded, in eval mode) and saves the
+``(time, dim)`` output; later epochs load it from disk. A Brain then skips its
+own front end when the batch carries ``encoded`` (UtteranceClassifierBrain
+does). Items are also kept in memory (up to ``memory_mb``), which spares
+even the file reads in later epochs when the data loads in the main process
+(``num_workers: 0``; DataLoader workers start afresh each epoch).
+
+A cached output is used only while nothing it came from has changed:
+
+- the front end: its folder under ``cache_root`` is named by a fingerprint of
+  the modules' classes, settings and tensors (weights, buffers, statistics),
+  so another encoder, or the same one with one weight changed, reads and
+  writes another folder. Within a run the fingerprint is recomputed whenever
+  a tensor of the front end changes in place (an optimizer step,
+  ``load_state_dict``); a tensor replaced by another object
+  (``load_state_dict(assign=True)``) is seen only by a new run.
+- the audio: each item records its file's path, size and mtime, and is
+  recomputed when they differ.
+
+Items are written to a temporary file and renamed, so a killed run never
+leaves a half-written one; folders of earlier front ends are left in place
+(delete ``cache_root`` to reclaim them).
+
+A recipe turns it on in ``dataio_prepare``::
+
+    datasets, label_encoders = classification_datasets(...)
+    if hparams.get("feature_cache") and feature_cache_applies(hparams):
+        add_feature_cache(datasets, hparams["feature_cache"], hparams["encoder"],
+                          hparams.get("compute_features"), hparams.get("mean_var_norm"))
+
+with ``feature_cache: !ref <data_folder>/feature_cache`` (or any folder) in
+its YAML. The front end runs in the process that loads the data: with the
+encoder on a GPU keep ``num_workers: 0`` (CUDA does not work in forked
+workers); later epochs only read files (or memory) anyway.
+
+Cached and uncached outputs agree to float precision over each utterance's
+valid frames when the encoder masks padding (ConvEncoder does) and the
+Brain's lengths are exact to the frame (:func:`frame_lengths`).
+"""
+
+import contextlib
+import hashlib
+import logging
+import os
+
+import speechbrain as sb
+import torch
+from speechbrain.utils.data_pipeline import CachedDynamicItem
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+"""Part of every fingerprint: bump it when what an item holds changes."""
+
+
+def feature_cache_applies(hparams):
+    """Whether the encoder's outputs stay the same from epoch to epoch, so that caching them is exact.
+
+    They do when the encoder is frozen for good (``freeze_encoder: True``),
+    there is no ``wav_augment``, ``mean_var_norm`` is absent or per sentence
+    (global statistics change while training, batch ones depend on the
+    batch), and no regularizer needs the encoder's input (DELTA; zero
+    anyway for a frozen encoder). The reasons it does not apply are logged.
+
+    Arguments
+    ---------
+    hparams : dict
+        The recipe's hyperparameters.
+
+    Returns
+    -------
+    bool
+
+    Example
+    -------
+    >>> feature_cache_applies({"freeze_encoder": True})
+    True
+    >>> feature_cache_applies({"freeze_encoder": True, "wav_augment": object()})
+    False
+    """
+    reasons = []
+    if hparams.get("freeze_encoder", False) is not True:
+        reasons.append("the encoder trains (freeze_encoder is not True)")
+    if hparams.get("wav_augment") is not None:
+        reasons.append("wav_augment changes the audio every epoch")
+    norm = hparams.get("mean_var_norm")
+    if norm is not None and getattr(norm, "norm_type", None) != "sentence":
+        reasons.append(f"mean_var_norm ({type(norm).__name__}, norm_type={getattr(norm, 'norm_type', None)!r}) is "
+                       f"not per sentence")  # fmt: skip
+    for name, regularizer in (hparams.get("regularizers") or {}).items():
+        if "encoder_input" in getattr(regularizer, "inputs", ()):
+            reasons.append(f"regularizer {name!r} needs the encoder's input")
+    if reasons:
+        logger.info("Frozen-encoder feature cache off: %s", "; ".join(reasons))
+    return not reasons
+
+
+def add_feature_cache(datasets, cache_root, encoder, compute_features=None, mean_var_norm=None, memory_mb=1024):
+    """Adds the dynamic item ``encoded`` to ``datasets`` and outputs it instead of ``sig``.
+
+    Arguments
+    ---------
+    datasets : dict or list of DynamicItemDataset
+        Datasets with ``id`` and ``wav`` (e.g. from ``classification_datasets``).
+    cache_root : str
+        Folder of the cache; one subfolder per front-end fingerprint.
+    encoder : torch.nn.Module
+        The frozen encoder, called as ``encoder(x, lengths)``. The live module
+        (the Brain's), not a copy: weights loaded into it later are used.
+    compute_features : torch.nn.Module, optional
+        Waveform to features (e.g. ``Fbank``); None if the encoder takes waveforms.
+    mean_var_norm : torch.nn.Module, optional
+        Per-sentence normalization, called as ``mean_var_norm(x, lengths)``.
+    memory_mb : float
+        How many MiB of items to keep in memory as well (per process); 0 reads every item from disk.
+
+    Returns
+    -------
+    FrozenEncoderCache
+        The dynamic item, shared by the datasets.
+    """
+    datasets = list(datasets.values()) if isinstance(datasets, dict) else list(datasets)
+    item = FrozenEncoderCache(cache_root, encoder, compute_features, mean_var_norm, memory_mb)
+    sb.dataio.dataset.add_dynamic_item(datasets, item)
+    for dataset in datasets:
+        # Leaving out ``sig`` spares reading every waveform again in each epoch.
+        mapping = {out: key for out, key in dataset.pipeline.output_mapping.items() if key != "sig"}
+        dataset.set_output_keys({**mapping, "encoded": "encoded"})
+    return item
+
+
+class FrozenEncoderCache(CachedDynamicItem):
+    """Takes ``id`` and ``wav``, provides ``encoded``: the front end's ``(time, dim)`` output, cached on disk.
+
+    Arguments
+    ---------
+    cache_root : str
+        Folder of the cache; items go to ``cache_root/<fingerprint>/<id>.pt``.
+    encoder : torch.nn.Module
+        Called as ``encoder(x, lengths)``.
+    compute_features : torch.nn.Module, optional
+        Waveform to features.
+    mean_var_norm : torch.nn.Module, optional
+        Called as ``mean_var_norm(x, lengths)``.
+    memory_mb : float
+        How many MiB of items to keep in memory as well; items past that are read from disk each time.
+
+    Example
+    -------
+    >>> import soundfile
+    >>> folder = getfixture("tmp_path")
+    >>> soundfile.write(folder / "a.wav", torch.randn(8000).numpy() * 0.1, 16000)
+    >>> from speechbrain_xfer.encoders.conv import ConvEncoder
+    >>> from speechbrain.lobes.features import Fbank
+    >>> cache = FrozenEncoderCache(folder / "cache", ConvEncoder(40, (8,), (2,)), Fbank(n_mels=40))
+    >>> cache("a", str(folder / "a.wav")).shape  # 51 frames, subsampled by 2
+    torch.Size([26, 8])
+    >>> sorted(p.name for p in cache.cache_location.iterdir())
+    ['a.pt']
+    """
+
+    def __init__(self, cache_root, encoder, compute_features=None, mean_var_norm=None, memory_mb=1024):
+        self.front_end = {"compute_features": compute_features, "mean_var_norm": mean_var_norm, "encoder": encoder}
+        for role, module in self.front_end.items():
+            if module is not None and not isinstance(module, torch.nn.Module):
+                raise TypeError(f"{role} must be a torch.nn.Module, not {type(module).__name__}")
+        self.cache_root = cache_root
+        self.fingerprint = front_end_fingerprint(self.front_end)
+        self._tracked = [tensor for _, tensor in _tensors(self.front_end)]
+        self._token = self._state_token()
+        self.memory_limit = memory_mb * 2**20
+        self._memory, self._memory_bytes = {}, 0
+        super().__init__(
+            os.path.join(cache_root, self.fingerprint[:16]), takes=["id", "wav"], func=self.encode, provides=["encoded"]
+        )
+
+    def __call__(self, uid, wav):
+        self._follow_front_end()
+        audio = _audio_fingerprint(wav)
+        kept = self._memory.get(uid)
+        if kept is not None and kept[0] == audio:
+            return kept[1]
+        cached = self._load(uid)
+        if cached is not None and cached["audio"] == audio:
+            encoded = cached["encoded"]
+        else:
+            encoded = self.encode(wav)
+            self._cache({"audio": audio, "encoded": encoded}, uid)
+        self._keep(uid, audio, encoded)
+        return encoded
+
+    def encode(self, wav):
+        """The front end's output for one utterance, alone, in eval mode: a ``(time, dim)`` CPU tensor.
+
+        The audio is read as ``classification_datasets`` reads ``sig`` (``read_audio``, no resampling).
+        """
+        x = sb.dataio.dataio.read_audio(wav).unsqueeze(0)
+        with torch.no_grad(), _eval_mode(m for m in self.front_end.values() if m is not None):
+            for role in ("compute_features", "mean_var_norm", "encoder"):
+                module = self.front_end[role]
+                if module is None:
+                    continue
+                x = x.to(_device_of(module, x.device))
+                x = module(x) if role == "compute_features" else module(x, torch.ones(1, device=x.device))
+        return x[0].cpu()
+
+    def _follow_front_end(self):
+        """Moves to the folder of the front end's current fingerprint if one of its tensors changed."""
+        token = self._state_token()
+        if token == self._token:
+            return
+        self._token = token
+        self._tracked = [tensor for _, tensor in _tensors(self.front_end)]
+        fingerprint = front_end_fingerprint(self.front_end)
+        if fingerprint != self.fingerprint:
+            logger.info("The front end changed; caching its outputs in a new folder")
+            self._memory, self._memory_bytes = {}, 0
+            self.fingerprint = fingerprint
+            self.cache_location = self.cache_location.parent / fingerprint[:16]
+            self.cache_location.mkdir(parents=True, exist_ok=True)
+
+    def _state_token(self):
+        # Every in-place change (an optimizer step, load_state_dict) bumps a tensor's version counter; reading
+        # the counters costs microseconds, hashing the tensors milliseconds.
+        return tuple(tensor._version for tensor in self._tracked)
+
+    def _keep(self, uid, audio, encoded):
+        """Keeps an item in memory too, while the items kept fit in ``memory_mb``."""
+        if uid in self._memory:
+            self._memory_bytes -= _nbytes(self._memory.pop(uid)[1])
+        if self._memory_bytes + _nbytes(encoded) <= self.memory_limit:
+            self._memory[uid] = (audio, encoded)
+            self._memory_bytes += _nbytes(encoded)
+
+    def _load(self, uid):
+        path = self._uid2path(uid)
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, OSError) as error:  # e.g. a file cut short by a full disk
+            logger.warning("Recomputing the unreadable cache item %s: %s", path, error)
+            return None
+
+    def _cache(self, result, uid):
+        path = self._uid2path(uid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        torch.save(result, tmp)
+        os.replace(tmp, path)
+
+
+def front_end_fingerprint(modules):
+    """SHA-256 of the modules' classes, plain settings and tensors (``{role: module or None}``).
+
+    Example
+    -------
+    >>> a = front_end_fingerprint({"encoder": torch.nn.Linear(2, 2)})
+    >>> a == front_end_fingerprint({"encoder": torch.nn.Linear(2, 2)})  # other random weights
+    False
+    """
+    digest = hashlib.sha256(f"speechbrain_xfer feature cache {FORMAT_VERSION}".encode())
+    for role, module in modules.items():
+        digest.update(f"|{role}:".encode())
+        if module is None:
+            continue
+        for name, sub in module.named_modules():
+            settings = {k: v for k, v in vars(sub).items() if not k.startswith("_") and k not in ("training", "device")}
+            plain = {k: v for k, v in settings.items() if _is_plain(v)}
+            digest.update(f"|{name}:{type(sub).__module__}.{type(sub).__qualname__}{sorted(plain.items())}".encode())
+    for name, tensor in _tensors(modules):
+        digest.update(f"|{name}:{tensor.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def frame_lengths(compute_features, lengths, num_samples, num_frames):
+    """Relative lengths of the feature frames, exact to the frame, for STFT-based features.
+
+    SpeechBrain hands the waveforms' relative lengths to the features as
+    they are. Rounded to frames they can miss or add an utterance's last frame
+    (InputNormalization's mask rounds up, the poolings round to nearest),
+    depending on how long the batch's longest utterance is, so an
+    utterance's normalized features would change with its batch. A centered
+    STFT gives ``1 + samples // hop`` frames; these lengths say exactly that.
+
+    Arguments
+    ---------
+    compute_features : torch.nn.Module
+        ``Fbank``, ``MFCC`` or anything with a SpeechBrain ``compute_STFT``;
+        for other front ends ``lengths`` is returned unchanged.
+    lengths : torch.Tensor
+        Relative lengths of the waveforms.
+    num_samples : int
+        Padded length of the waveforms.
+    num_frames : int
+        Padded length of the features.
+
+    Returns
+    -------
+    torch.Tensor
+        Relative lengths ``l`` with ``round(l * num_frames)`` and
+        ``ceil(l * num_frames - 1e-6)`` both the exact frame count.
+
+    Example
+    -------
+    >>> from speechbrain.lobes.features import Fbank
+    >>> fbank = Fbank(n_mels=40)
+    >>> feats = fbank(torch.zeros(2, 16000))  # 1 + 16000 // 160 frames
+    >>> lengths = torch.tensor([1.0, 0.5])  # 8000 samples: 51 frames
+    >>> (lengths * feats.shape[1]).round().tolist()
+    [101.0, 50.0]
+    >>> (frame_lengths(fbank, lengths, 16000, feats.shape[1]) * feats.shape[1]).round().tolist()
+    [101.0, 51.0]
+    """
+    stft = getattr(compute_features, "compute_STFT", None)
+    if stft is None:
+        return lengths
+    samples = torch.round(lengths * num_samples)
+    padding = stft.n_fft // 2 if stft.center else 0
+    frames = (torch.div(samples + 2 * padding - stft.n_fft, stft.hop_length, rounding_mode="floor") + 1).clamp(min=1)
+    if int(frames.max()) != num_frames:  # not the STFT this formula describes: keep SpeechBrain's lengths
+        return lengths
+    relative = frames / num_frames
+    # One float below the ratio: in float32 ``ratio * num_frames`` can land a hair above the count, which a
+    # mask that rounds up would read as one more frame.
+    below = torch.nextafter(relative, torch.zeros_like(relative))
+    return torch.where(frames < num_frames, below, relative)
+
+
+def _tensors(modules):
+    """(name, tensor) of each module's state dict, and of tensors kept as plain attributes (global statistics)."""
+    for role, module in modules.items():
+        if module is None:
+            continue
+        for name, tensor in module.state_dict(keep_vars=True).items():
+            yield f"{role}.{name}", tensor
+        for name, sub in module.named_modules():
+            for key, value in vars(sub).items():
+                if isinstance(value, torch.Tensor):
+                    yield f"{role}.{name}.{key}", value
+
+
+def _nbytes(tensor):
+    return tensor.numel() * tensor.element_size()
+
+
+def _is_plain(value):
+    if isinstance(value, (bool, int, float, str, type(None))):
+        return True
+    return isinstance(value, (tuple, list)) and all(_is_plain(v) for v in value)
+
+
+def _audio_fingerprint(wav):
+    path = wav["file"] if isinstance(wav, dict) else wav
+    stat = os.stat(path)
+    return [repr(wav) if isinstance(wav, dict) else os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
+
+
+def _device_of(module, default):
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return default
+
+
+@contextlib.contextmanager
+def _eval_mode(modules):
+    modules = list(modules)
+    modes = [(sub, sub.training) for module in modules for sub in module.modules()]
+    for module in modules:
+        module.eval()
+    try:
+        yield
+    finally:
+        for sub, mode in modes:
+            sub.training = mode
