@@ -25,6 +25,8 @@ as NewBobScheduler, stepped on the validation metric).
 
 import json
 import logging
+import os
+import time
 
 import speechbrain as sb
 import torch
@@ -38,6 +40,7 @@ from speechbrain_xfer.data.feature_cache import frame_lengths
 logger = logging.getLogger(__name__)
 
 
+@sb.utils.checkpoints.register_checkpoint_hooks
 class TransferBrain(sb.Brain):
     """A Brain that adds weighted regularizers to the task loss of a subclass.
 
@@ -53,11 +56,16 @@ class TransferBrain(sb.Brain):
             unfreeze_every=hparams.get("unfreeze_every", 0),
             frozen=hparams.get("freeze_encoder", False),
         )
+        # Only the options given explicitly (command line or dict) override
+        # the YAML's; a RunOptions object holds every option, so keep those only.
+        if run_opts is not None and not isinstance(run_opts, dict):
+            run_opts = {key: run_opts[key] for key in run_opts.overridden_args}
         run_opts = dict(run_opts or {})
         # A non-finite gradient must never reach the weights.
-        run_opts.setdefault("skip_nonfinite_grads", True)
+        if "skip_nonfinite_grads" not in hparams:
+            run_opts.setdefault("skip_nonfinite_grads", True)
         # DDP errors on parameters that get no gradient, as frozen layers do.
-        if self.schedule.ever_freezes:
+        if self.schedule.ever_freezes and "find_unused_parameters" not in hparams:
             run_opts.setdefault("find_unused_parameters", True)
         super().__init__(modules, opt_class, hparams, run_opts, checkpointer)
         self.regularizers = dict(hparams.get("regularizers") or {})
@@ -74,6 +82,7 @@ class TransferBrain(sb.Brain):
         self._anchors_captured = False
         self._term_sums, self._term_count = {}, 0
         self.valid_history = []
+        self._previous_train_time, self._history_recovered = 0.0, False
 
     # -- regularization -------------------------------------------------
     def regularization_terms(self, outputs):
@@ -178,18 +187,47 @@ class TransferBrain(sb.Brain):
         if hasattr(counter, "update_metric"):
             counter.update_metric(score)
 
-    def write_summary(self, path, train_time):
-        """Writes the run's test metric, validation history and cost, for ``sbx curve``."""
+    def write_summary(self, path, train_time, steps):
+        """Writes the run's test metric, validation history and cost, for ``sbx curve``.
+
+        ``train_time`` and ``steps`` cover this process only; with the time
+        and steps of earlier, interrupted processes of the same run (kept in
+        the checkpoints), the summary reports the whole run's cost.
+        """
         summary = {
             "metric": self.summary_metric,
             "higher_is_better": self.higher_is_better,
             "test": self.test_stats,
             "valid_history": self.valid_history,
-            "train_time_s": train_time,
-            "steps": self.optimizer_step,
+            "train_time_s": self._previous_train_time + train_time,
+            "steps": steps,
         }
         with open(path, "w") as f:
             json.dump(summary, f, indent=1)
+
+    @sb.utils.checkpoints.mark_as_saver
+    def _save(self, path):
+        super()._save(path)
+        # A resumed run keeps the history (and time) of the epochs before the interruption.
+        with open(f"{path}.history.json", "w") as f:
+            json.dump({"valid_history": self.valid_history, "train_time_s": self._train_time()}, f)
+
+    @sb.utils.checkpoints.mark_as_loader
+    def _recover(self, path, end_of_epoch):
+        super()._recover(path, end_of_epoch)
+        if os.path.isfile(f"{path}.history.json"):
+            with open(f"{path}.history.json") as f:
+                saved = json.load(f)
+            if not self._history_recovered:
+                # Only the first recovery (resume) counts; evaluate's reload of the best checkpoint must not
+                # shorten the history to that checkpoint's epoch.
+                self.valid_history = [tuple(item) for item in saved["valid_history"]]
+                self._previous_train_time = saved["train_time_s"]
+                self._history_recovered = True
+
+    def _train_time(self):
+        started = getattr(self, "_fit_started", None)
+        return self._previous_train_time + (time.perf_counter() - started if started else 0.0)
 
     def _train_loader_specifics(self, dataset, loader_kwargs):
         # With ``steps_per_epoch``, an epoch is that many batches drawn with
@@ -224,6 +262,10 @@ class TransferBrain(sb.Brain):
                         torch.distributed.broadcast(buffer, src=0)
             self._anchors_captured = True
         super().on_fit_start()
+        # From here on the history is this run's; a later reload of the best
+        # checkpoint (evaluate) must not cut it back to that checkpoint's.
+        self._history_recovered = True
+        self._fit_started = time.perf_counter()
         # Imported here: the encoders package loads transformers, which a Brain without a hub encoder never needs.
         from speechbrain_xfer.encoders.adapters import parameter_summary
 

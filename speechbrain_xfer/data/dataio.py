@@ -291,3 +291,17 @@ def _asr_tokenizer(kind, train_csv, save_folder, vocab_size, model_type):
             raise ValueError("tokenizer='sentencepiece' needs a vocab_size (e.g. 100 for a few hundred sentences)")
         return SentencePieceTokenizer(os.path.join(save_folder, "sentencepiece"), vocab_size, train_csv, model_type)
     raise ValueError(f"unknown tokenizer {kind!r}; use 'char' or 'sentencepiece'")
+
+
+def prepare_classification(hparams):
+    """The ``dataio_prepare`` of the classification recipes (keywords, intent, emotion).
+
+    Reads ``data_folder``, ``train_csv``/``valid_csv``/``test_csv``, ``targets``
+    and ``save_folder``; puts the label encoders in ``hparams["label_encoders"]``
+    and returns the datasets.
+    """
+    csvs = {split: hparams[f"{split}_csv"] for split in ("train", "valid", "test")}
+    datasets, hparams["label_encoders"] = classification_datasets(
+        hparams["data_folder"], csvs, hparams["targets"], hparams["save_folder"]
+    )
+    return datasets

@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Pretrains a source encoder on SynthSpeech with CTC, then saves it as a pretrained folder.
+
+    python train.py hparams/ctc_conv.yaml --data_folder results/demo/data/asr/source
+
+The folder (``export_folder``) holds ``encoder.ckpt`` with the YAML that
+built it, and ``ewc.ckpt``: the anchors and the diagonal Fisher of the
+source task for EWC (the mean squared gradient of the CTC loss over
+``fisher_batches`` training batches, scaled so that its largest entry is 1).
+The task recipes load it with ``--pretrained_source <export_folder>``.
+"""
+
+import sys
+
+import speechbrain as sb
+import torch
+
+from speechbrain_xfer.brains import CTCBrain
+from speechbrain_xfer.data.dataio import asr_datasets
+from speechbrain_xfer.encoders.speechbrain_pretrained import save_pretrained_folder
+from speechbrain_xfer.experiment import run_experiment
+from speechbrain_xfer.regularization import EWC
+
+
+def dataio_prepare(hparams):
+    csvs = {split: hparams[f"{split}_csv"] for split in ("train", "valid", "test")}
+    datasets, hparams["tokenizer"] = asr_datasets(
+        hparams["data_folder"], csvs, hparams["save_folder"], tokenizer=hparams["tokenizer_kind"]
+    )
+    return datasets
+
+
+def source_fisher(brain, dataset):
+    """EWC's anchors and Fisher for the trained encoder, from the source task's CTC loss."""
+    ewc = EWC(brain.hparams.encoder)
+    loader = sb.dataio.dataloader.make_dataloader(dataset, batch_size=brain.hparams.batch_size, shuffle=True)
+    brain.modules.eval()
+
+    def loss(batch):
+        return brain.compute_task_loss(brain.compute_forward(batch, sb.Stage.TRAIN), batch, sb.Stage.TRAIN)
+
+    torch.manual_seed(brain.hparams.seed)
+    ewc.estimate_fisher(loss, loader, max_batches=brain.hparams.fisher_batches, normalize=True)
+    return ewc
+
+
+if __name__ == "__main__":
+    brain, datasets = run_experiment(CTCBrain, dataio_prepare, sys.argv[1:])
+    if sb.utils.distributed.if_main_process():
+        save_pretrained_folder(
+            brain.hparams.export_folder,
+            {"encoder": brain.hparams.encoder, "ewc": source_fisher(brain, datasets["train"])},
+            hparams_file=sys.argv[1],
+            test_stats=brain.test_stats,
+        )

@@ -1,0 +1,144 @@
+"""The grid of learning-curve runs: tasks x methods x shots x seeds, each a recipe run.
+
+Every run is ``python <recipe>/train.py <recipe>/hparams/<method>.yaml`` with
+SpeechBrain overrides for the data, the k-shot manifest, the seed and the
+output folder; a run whose ``summary.json`` exists is not run again.
+"""
+
+import dataclasses
+import logging
+import math
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """Where a SynthSpeech task's recipe and corpus live."""
+
+    recipe: str  # folder under recipes/SynthSpeech
+    corpus: str  # folder under the corpus root
+
+
+TASKS = {
+    "kws": TaskSpec("KWS", "words/target"),
+    "intent": TaskSpec("intent", "intent"),
+    "emotion": TaskSpec("emotion", "emotion"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One recipe run of the grid."""
+
+    task: str
+    method: str
+    shots: object  # int, or "all"
+    seed: int
+    out: str
+
+    @property
+    def folder(self):
+        return os.path.join(self.out, "runs", self.task, self.method, f"k{self.shots}", f"seed{self.seed}")
+
+    @property
+    def summary_path(self):
+        return os.path.join(self.folder, "summary.json")
+
+    @property
+    def sort_key(self):
+        return (self.task, self.method, math.inf if self.shots == "all" else self.shots, self.seed)
+
+
+def parse_shots(text):
+    """``"1,3,10,all"`` -> ``[1, 3, 10, "all"]``."""
+    shots = []
+    for item in text.split(","):
+        item = item.strip()
+        if item == "all":
+            shots.append("all")
+        elif item.isdigit() and int(item) > 0:
+            shots.append(int(item))
+        else:
+            raise ValueError(f"--shots takes positive integers or 'all', separated by commas; got {item!r}")
+    return shots
+
+
+def grid(tasks, methods, shots, seeds, out):
+    """Every run, ordered so that the slow fine-tuning runs start first."""
+    return [Run(t, m, k, s, out) for t in tasks for k in shots for s in seeds for m in methods]
+
+
+def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrides=()):
+    """The command line of one run."""
+    spec = TASKS[run.task]
+    recipe = os.path.join(recipes_root, spec.recipe)
+    data = os.path.join(corpus_root, spec.corpus)
+    train_csv = os.path.join(data, "train.csv" if run.shots == "all" else f"train_k{run.shots}.csv")
+    command = [
+        sys.executable, os.path.join(recipe, "train.py"), os.path.join(recipe, "hparams", f"{run.method}.yaml"),
+        "--data_folder", data, "--train_csv", train_csv, "--seed", str(run.seed), "--output_folder", run.folder,
+    ]  # fmt: skip
+    if run.method != "scratch":
+        command += ["--pretrained_source", pretrained_source]
+    return command + list(extra_overrides)
+
+
+def check_inputs(runs, recipes_root, corpus_root):
+    """Fails before any training if a recipe, YAML or manifest of the grid is missing."""
+    missing = []
+    for run in runs:
+        command = run_command(run, recipes_root, corpus_root, "")
+        for path in (command[1], command[2], command[6]):
+            if not os.path.isfile(path):
+                missing.append(path)
+    if missing:
+        raise FileNotFoundError("the grid needs files that do not exist:\n  " + "\n  ".join(sorted(set(missing))))
+
+
+def _execute(run, command, threads):
+    os.makedirs(run.folder, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    start = time.perf_counter()
+    with open(os.path.join(run.folder, "log.txt"), "w") as log:
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    return run, code, time.perf_counter() - start
+
+
+def run_grid(runs, recipes_root, corpus_root, pretrained_source, jobs=1, extra_overrides=(), progress=True,
+             threads=None):  # fmt: skip
+    """Runs the pending runs, ``jobs`` at a time; returns the runs that failed.
+
+    The cores are shared: each of the ``jobs`` processes gets ``threads``
+    torch threads (default ``cpu_count // jobs``).
+    """
+    pending = [r for r in runs if not os.path.isfile(r.summary_path)]
+    # Longest first (fine-tuning on many shots), so that the last runs are short ones.
+    pending.sort(key=lambda r: (r.method == "frozen", -(math.inf if r.shots == "all" else r.shots)))
+    logger.info("%d runs in the grid, %d already done, %d to run, %d at a time",
+                len(runs), len(runs) - len(pending), len(pending), jobs)  # fmt: skip
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    failed = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(total=len(pending), disable=not progress,
+                                                             desc="runs", unit="run") as bar:  # fmt: skip
+        futures = [
+            pool.submit(_execute, r, run_command(r, recipes_root, corpus_root, pretrained_source, extra_overrides),
+                        threads)  # fmt: skip
+            for r in pending
+        ]
+        for future in as_completed(futures):
+            run, code, seconds = future.result()
+            name = f"{run.task}/{run.method}/k{run.shots}/seed{run.seed}"
+            if code != 0 or not os.path.isfile(run.summary_path):
+                failed.append(run)
+                logger.error("%s failed (exit %d); see %s", name, code, os.path.join(run.folder, "log.txt"))
+            bar.set_postfix_str(f"{name} {seconds:.0f} s")
+            bar.update()
+    return failed

@@ -1,0 +1,76 @@
+"""``sbx curve`` on a micro grid: four real KWS recipe runs, the report, and a rerun that runs nothing."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+from speechbrain_xfer.curves.report import CSV_COLUMNS
+
+pytestmark = pytest.mark.slow
+
+RECIPE_ARGS = "--number_of_epochs=2 --steps_per_epoch=2 --batch_size=4 --noprogressbar"
+
+
+def sbx_curve(*args):
+    process = subprocess.Popen([sys.executable, "-m", "speechbrain_xfer.cli", "curve", *map(str, args)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    if hasattr(os, "sched_setaffinity"):
+        # The grid gives each run cpu_count // jobs threads whatever OMP_NUM_THREADS says; this test keeps to one core.
+        os.sched_setaffinity(process.pid, {min(os.sched_getaffinity(0))})
+    stdout, stderr = process.communicate(timeout=600)
+    return process.returncode, stdout, stderr
+
+
+@pytest.fixture(scope="module")
+def micro_grid(tiny_corpus, pretrained_encoder, tmp_path_factory):
+    root, _ = tiny_corpus
+    out = tmp_path_factory.mktemp("curves")
+    args = ["--task", "kws", "--shots", "1,3", "--methods", "scratch,l2sp", "--seeds", 1, "--jobs", 1, "--data", root,
+            "--pretrained", pretrained_encoder, "--out", out, "--recipe-args", RECIPE_ARGS]  # fmt: skip
+    code, _, stderr = sbx_curve(*args)
+    assert code == 0, stderr[-4000:]
+    return out, args, stderr
+
+
+def test_the_report_has_a_row_per_run(micro_grid):
+    out, _, _ = micro_grid
+    with open(out / "curves.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == CSV_COLUMNS
+        rows = list(reader)
+    assert sorted((r["method"], r["shots"]) for r in rows) == [("l2sp", "1"), ("l2sp", "3"), ("scratch", "1"),
+                                                                ("scratch", "3")]  # fmt: skip
+    assert all(r["task"] == "kws" and r["seed"] == "1" and r["metric"] == "accuracy" for r in rows)
+    assert all(0.0 <= float(r["value"]) <= 1.0 and int(r["steps"]) > 0 for r in rows)
+    # A scratch run reaches its own best validation score, at one of its validation steps.
+    assert all(int(r["steps_to_scratch"]) % 2 == 0 for r in rows if r["method"] == "scratch")
+    markdown = (out / "curves.md").read_text()
+    assert "### kws: test accuracy (%)" in markdown and "| scratch |" in markdown and "| l2sp |" in markdown
+    assert markdown.index("| scratch |") < markdown.index("| l2sp |")  # the order of --methods
+    assert (out / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(("method", "shots"), [("scratch", 1), ("l2sp", 3)])
+def test_each_run_trained_on_its_k_shot_manifest(micro_grid, tiny_corpus, pretrained_encoder, method, shots):
+    out, _, _ = micro_grid
+    folder = out / "runs" / "kws" / method / f"k{shots}" / "seed1"
+    assert (folder / "log.txt").is_file() and (folder / "summary.json").is_file()
+    # SpeechBrain saves the YAML with the command-line overrides applied.
+    saved = (folder / "hyperparams.yaml").read_text().splitlines()
+    assert f"train_csv: {tiny_corpus[0] / 'words' / 'target' / f'train_k{shots}.csv'}" in saved
+    assert (f"pretrained_source: {pretrained_encoder}" in saved) == (method != "scratch")
+
+
+def test_rerunning_the_grid_runs_nothing(micro_grid):
+    out, args, _ = micro_grid
+    summaries = sorted(out.glob("runs/**/summary.json"))
+    assert len(summaries) == 4
+    mtimes = [p.stat().st_mtime_ns for p in summaries]
+    code, _, stderr = sbx_curve(*args)
+    assert code == 0, stderr[-4000:]
+    assert "4 already done, 0 to run" in stderr
+    assert [p.stat().st_mtime_ns for p in summaries] == mtimes

@@ -1,0 +1,154 @@
+"""The SynthSpeech recipes end to end: real SpeechBrain training loops of a few steps on the tiny corpus."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "SynthSpeech"
+STEPS_PER_EPOCH, EPOCHS = 2, 2
+TINY_TRAINING = ("--number_of_epochs", EPOCHS, "--steps_per_epoch", STEPS_PER_EPOCH, "--batch_size", 4,
+                 "--noprogressbar")  # fmt: skip
+CORPUS = {"KWS": "words/target", "intent": "intent", "emotion": "emotion"}
+TARGETS = {"KWS": ["word"], "intent": ["action", "object", "location"], "emotion": ["emotion"]}
+KWS_METHODS = sorted(p.stem for p in (RECIPES / "KWS" / "hparams").glob("*.yaml"))
+BATCH_NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+OTHER_METHODS = ("scratch", "l2sp", "frozen")  # intent and emotion: the baseline, a regularizer, the feature cache
+RUNS = [("KWS", m) for m in KWS_METHODS] + [(t, m) for t in ("intent", "emotion") for m in OTHER_METHODS]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_corpus, pretrained_encoder, tmp_path_factory, run_recipe):
+    """``trained(task, method)``: the output folder of that recipe run, run once per module."""
+    root, _ = tiny_corpus
+    folders = {}
+
+    def get(task, method):
+        if (task, method) not in folders:
+            out = tmp_path_factory.mktemp(f"{task}-{method}")
+            args = ["--data_folder", root / CORPUS[task], "--output_folder", out / "run", *TINY_TRAINING]
+            if method != "scratch":
+                args += ["--pretrained_source", pretrained_encoder]
+            if method == "frozen":  # this run's own cache, not the corpus-wide default
+                args += ["--feature_cache", out / "feature_cache"]
+            result = run_recipe(task, f"{method}.yaml", *args)
+            assert result.returncode == 0, result.stderr[-4000:]
+            folders[task, method] = out
+        return folders[task, method]
+
+    return get
+
+
+def read_summary(run_folder):
+    with open(run_folder / "summary.json") as f:
+        return json.load(f)
+
+
+def checkpoints(run_folder, name):
+    """A module's state dict in each checkpoint the run kept (the best and the last)."""
+    paths = sorted((run_folder / "save").glob(f"CKPT+*/{name}.ckpt"))
+    assert paths, f"no {name}.ckpt in {run_folder / 'save'}"
+    return [torch.load(path, weights_only=True) for path in paths]
+
+
+def test_pretraining_exports_a_loadable_encoder(pretrained_encoder):
+    state = torch.load(pretrained_encoder / "encoder.ckpt", weights_only=True)
+    assert state and all(isinstance(v, torch.Tensor) for v in state.values())
+    assert any(k.startswith("blocks.0.conv.") for k in state)
+    assert (pretrained_encoder / "source_hyperparams.yaml").is_file()
+    assert "CER" in json.loads((pretrained_encoder / "source_stats.json").read_text())
+    summary = read_summary(pretrained_encoder.parent)
+    assert summary["metric"] == "WER" and summary["higher_is_better"] is False
+    assert summary["steps"] == 2  # one epoch of 32 utterances in batches of 16
+
+
+@pytest.mark.parametrize(("task", "method"), RUNS, ids=[f"{t}-{m}" for t, m in RUNS])
+def test_recipe_trains_tests_and_summarizes(trained, task, method):
+    run = trained(task, method) / "run"
+    summary = read_summary(run)
+    assert summary["metric"] == "accuracy" and summary["higher_is_better"] is True
+    assert 0.0 <= summary["test"]["accuracy"] <= 1.0
+    history = summary["valid_history"]
+    assert 1 <= len(history) <= EPOCHS  # fewer epochs only if stopped early
+    assert [step for step, _ in history] == [STEPS_PER_EPOCH * (i + 1) for i in range(len(history))]
+    assert all(0.0 <= score <= 1.0 for _, score in history)
+    # The steps trained, as train_time_s is the time trained; not those of the best checkpoint.
+    assert summary["steps"] == history[-1][0], "summary.json: steps is not the number of steps trained"
+    if len(TARGETS[task]) > 1:  # an utterance is right only when every slot is
+        slots = [summary["test"][f"accuracy_{t}"] for t in TARGETS[task]]
+        assert summary["test"]["accuracy"] <= min(slots) + 1e-6
+    for target in TARGETS[task]:
+        assert (run / f"confusion_{target}.tsv").is_file()
+
+
+@pytest.mark.parametrize("task", ["KWS", "intent", "emotion"])
+def test_frozen_caches_features_and_keeps_the_pretrained_encoder(trained, pretrained_encoder, task):
+    out = trained(task, "frozen")
+    assert [p for p in (out / "feature_cache").rglob("*") if p.is_file()], "the feature cache is empty"
+    pretrained = torch.load(pretrained_encoder / "encoder.ckpt", weights_only=True)
+    for saved in checkpoints(out / "run", "encoder"):
+        assert saved.keys() == pretrained.keys()
+        changed = [k for k in saved if not torch.equal(saved[k], pretrained[k])]
+        assert not changed, f"the frozen encoder changed: {changed[:5]}"
+
+
+@pytest.mark.parametrize("task", ["KWS", "intent", "emotion"])
+def test_l2sp_logs_its_term_and_anchors_at_the_pretrained_weights(trained, pretrained_encoder, task):
+    run = trained(task, "l2sp") / "run"
+    assert "R_l2sp" in (run / "train_log.txt").read_text()
+    pretrained = torch.load(pretrained_encoder / "encoder.ckpt", weights_only=True)
+    # One anchor per encoder parameter (batch-norm statistics are buffers), equal to the pretrained weight.
+    parameters = [n for n in pretrained if n.rsplit(".", 1)[-1] not in BATCH_NORM_BUFFERS]
+    for anchors in checkpoints(run, "regularizer_l2sp"):
+        assert sorted(anchors) == sorted("anchor__" + n.replace(".", "__") for n in parameters)
+        for name in parameters:
+            assert torch.equal(anchors["anchor__" + name.replace(".", "__")], pretrained[name]), name
+    for encoder in checkpoints(run, "encoder"):
+        assert any(not torch.equal(encoder[n], pretrained[n]) for n in parameters), "the encoder did not train"
+
+
+def test_lora_trains_adapters_and_saves_no_pretrained_weights(trained, pretrained_encoder):
+    pretrained = torch.load(pretrained_encoder / "encoder.ckpt", weights_only=True)
+    weights = {k for k in pretrained if k.rsplit(".", 1)[-1] not in BATCH_NORM_BUFFERS}
+    for saved in checkpoints(trained("KWS", "lora") / "run", "encoder"):
+        up = {k: v for k, v in saved.items() if k.endswith("adapter_up_proj.weight")}
+        assert len(up) == 3, sorted(saved)  # one LoRA per conv block
+        assert all(v.abs().sum() > 0 for v in up.values()), "LoRA up projections start at zero and must have trained"
+        # The frozen pretrained weights come from pretrained_source; the checkpoint holds only what trains or drifts.
+        leaked = [k for k in saved if k.removeprefix("adapted_model.").replace(".pretrained_module", "") in weights]
+        assert not leaked, leaked
+
+
+@pytest.fixture(scope="module")
+def rerun(trained, run_recipe, tiny_corpus, tmp_path_factory):
+    """A finished KWS scratch run, and the same command run again on a copy of its folder."""
+    root, _ = tiny_corpus
+    run = tmp_path_factory.mktemp("rerun") / "run"
+    shutil.copytree(trained("KWS", "scratch") / "run", run)
+    before = {"summary": read_summary(run), "log": (run / "train_log.txt").read_text(),
+              "checkpoints": sorted(p.name for p in (run / "save").glob("CKPT+*"))}  # fmt: skip
+    result = run_recipe("KWS", "scratch.yaml", "--data_folder", root / CORPUS["KWS"], "--output_folder", run,
+                        *TINY_TRAINING)  # fmt: skip
+    return before, result, run
+
+
+def test_rerunning_a_finished_run_trains_no_more(rerun):
+    before, result, run = rerun
+    assert result.returncode == 0, result.stderr[-4000:]
+    after = read_summary(run)
+    assert after["steps"] == before["summary"]["steps"]
+    assert after["test"] == before["summary"]["test"]  # the same best checkpoint, tested again
+    log = (run / "train_log.txt").read_text()
+    assert log.count("epoch:") == before["log"].count("epoch:"), "an epoch was trained again"
+    assert sorted(p.name for p in (run / "save").glob("CKPT+*")) == before["checkpoints"]
+
+
+def test_rerunning_a_finished_run_keeps_its_summary(rerun):
+    before, result, run = rerun
+    after = read_summary(run)
+    assert after["valid_history"] == before["summary"]["valid_history"]
+    assert after["train_time_s"] == pytest.approx(before["summary"]["train_time_s"], rel=0.5)

@@ -1,0 +1,132 @@
+"""Every recipe YAML loads, every key of it is used, and a misspelt override is refused."""
+
+import glob
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.run_opts import RunOptions
+
+from speechbrain_xfer.experiment import load_recipe_hparams
+
+REPO = Path(__file__).resolve().parents[2]
+YAMLS = sorted(Path(p).relative_to(REPO) for p in glob.glob(str(REPO / "recipes" / "**" / "*.yaml"), recursive=True))
+# The tiny-corpus folder each recipe trains on; a recipe not listed here gets the corpus root (loading reads no data).
+CORPUS_FOLDER = {"pretrain": "asr/source", "KWS": "words/target", "intent": "intent", "emotion": "emotion"}
+
+TOP_LEVEL_KEY = re.compile(r"^([A-Za-z_]\w*)\s*:", re.MULTILINE)
+COMMENT = re.compile(r"(^|\s)#.*$", re.MULTILINE)
+# How code reads a hyperparameter: hparams["x"], hparams[f"{split}_x"], hparams.get("x"), getattr(self.hparams,
+# "x"), hasattr(...), self.hparams.x, brain.hparams.x.
+CODE_READS = (
+    re.compile(r"""hparams\[\s*f?["']([^"']+)["']"""),
+    re.compile(r"""hparams\.get\(\s*f?["']([^"']+)["']"""),
+    re.compile(r"""(?:getattr|hasattr)\(\s*(?:\w+\.)?hparams\s*,\s*f?["']([^"']+)["']"""),
+    re.compile(r"hparams\.([A-Za-z_]\w*)"),
+)
+
+
+def top_level_keys(text):
+    return TOP_LEVEL_KEY.findall(text)
+
+
+def code_read_patterns():
+    """Regexes of the keys that the package and the recipes' scripts read, with f-string fields as wildcards."""
+    sources = [*(REPO / "speechbrain_xfer").rglob("*.py"), *(REPO / "recipes").rglob("train.py")]
+    names = set()
+    for source in sources:
+        text = source.read_text()
+        for pattern in CODE_READS:
+            names.update(pattern.findall(text))
+    # SpeechBrain's Brain takes its run options (max_grad_norm, precision, ...) from the hparams when they are there.
+    names.update(RunOptions().as_dict())
+    return [re.compile(re.sub(r"\\\{[^}]*\\\}", r"\\w+", re.escape(name)) + "$") for name in sorted(names)]
+
+
+def unused_keys(text, read_patterns):
+    """Top-level keys that no other key references (``<key>``, ``<key[...]>``, ``<key.x>``) and no code reads."""
+    body = COMMENT.sub("", text)
+    unused = []
+    for key in top_level_keys(text):
+        if key.startswith("__"):  # hyperpyyaml runs these (e.g. __set_seed) as it loads
+            continue
+        if re.search(rf"<{re.escape(key)}[>\[.]", body) or any(p.match(key) for p in read_patterns):
+            continue
+        unused.append(key)
+    return unused
+
+
+@pytest.fixture(scope="module")
+def read_patterns():
+    return code_read_patterns()
+
+
+def overrides_for(path, text, corpus_root, output_folder):
+    recipe = path.parts[-3]
+    overrides = {"data_folder": str(corpus_root / CORPUS_FOLDER.get(recipe, "")), "output_folder": str(output_folder)}
+    if "pretrained_source" in top_level_keys(text):
+        overrides["pretrained_source"] = "a/pretrained/folder"
+    return overrides
+
+
+def test_the_glob_finds_every_recipe():
+    recipes = {p.parts[-3] for p in YAMLS}
+    assert {"pretrain", "KWS", "intent", "emotion"} <= recipes
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=str)
+def test_yaml_loads_and_builds_its_objects(path, tiny_corpus, tmp_path):
+    root, _ = tiny_corpus
+    text = (REPO / path).read_text()
+    hparams = load_recipe_hparams(REPO / path, overrides_for(path, text, root, tmp_path / "out"))
+
+    assert hparams["output_folder"] == str(tmp_path / "out")
+    assert "<seed>" in re.search(r"^output_folder:.*$", text, re.MULTILINE).group(0), "output_folder must name the seed"
+    modules = hparams["modules"]
+    assert modules and all(isinstance(m, torch.nn.Module) for m in modules.values())
+    checkpointer = hparams["checkpointer"]
+    assert isinstance(checkpointer, Checkpointer)
+    assert checkpointer.checkpoints_dir.is_relative_to(tmp_path)
+    # Resuming needs every module, the epoch counter and every scheduler in the checkpoint.
+    recoverable = {id(obj) for obj in checkpointer.recoverables.values()}
+    needed = {**modules, "epoch_counter": hparams["epoch_counter"]}
+    needed.update({k: v for k, v in hparams.items() if k.startswith("lr_annealing")})
+    missing = [name for name, obj in needed.items() if id(obj) not in recoverable]
+    assert not missing, f"{path}: the checkpointer does not save {missing}"
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=str)
+def test_every_key_is_used(path, read_patterns):
+    unused = unused_keys((REPO / path).read_text(), read_patterns)
+    assert not unused, (f"{path}: {unused} are neither referenced by another key (<key>) nor read by the code "
+                        f"of speechbrain_xfer/ or recipes/**/train.py")  # fmt: skip
+
+
+def test_unused_key_check_sees_references_reads_and_comments():
+    text = "seed: 1\n__set_seed: 0\na: !ref <seed>\nb: 2  # <c>\nc: 3\nd: [<a[0]>]\ntrain_csv: x\nmax_grad_norm: 1\n"
+    patterns = [re.compile(r"\w+_csv$")]
+    # ``c`` only appears in a comment, ``a`` is referenced as <a[0]>, train_csv matches hparams[f"{split}_csv"].
+    assert unused_keys(text, patterns) == ["b", "c", "d", "max_grad_norm"]
+
+
+def test_the_code_scan_finds_the_reads_of_the_brains_and_recipes(read_patterns):
+    for key in ("targets", "steps_per_epoch", "train_csv", "encoder_opt_class", "export_folder", "max_grad_norm"):
+        assert any(p.match(key) for p in read_patterns), key
+    assert not any(p.match("number_of_epochs") for p in read_patterns)
+
+
+def test_a_misspelt_override_names_the_key_and_the_yaml(tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "train.py", "hparams/scratch.yaml", "--data_folder", str(tmp_path),
+               "--output_folder", str(out), "--number_of_epoch", "3"]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO / "recipes" / "SynthSpeech" / "KWS", capture_output=True, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)  # fmt: skip
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "'number_of_epoch'" in last_line and "hparams/scratch.yaml" in last_line, result.stderr[-2000:]
+    assert not out.exists(), "nothing is created before the YAML loads"

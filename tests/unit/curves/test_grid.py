@@ -1,0 +1,103 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from speechbrain_xfer.curves.demo import DEMO_METHODS, DEMO_TASKS
+from speechbrain_xfer.curves.grid import TASKS, Run, check_inputs, grid, parse_shots, run_command, run_grid
+
+REPO_RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "SynthSpeech"
+
+
+def test_parse_shots_takes_positive_integers_and_all():
+    assert parse_shots("1, 3,10,all") == [1, 3, 10, "all"]
+
+
+@pytest.mark.parametrize("text, bad", [("0", "'0'"), ("1,-3", "'-3'"), ("1,,3", "''"), ("ten", "'ten'"),
+                                       ("1.5", "'1.5'"), ("All", "'All'")])  # fmt: skip
+def test_parse_shots_names_the_bad_item(text, bad):
+    with pytest.raises(ValueError, match=f"--shots takes positive integers or 'all'.*got {bad}"):
+        parse_shots(text)
+
+
+def test_grid_has_every_combination_once():
+    runs = grid(["kws", "emotion"], ["scratch", "l2sp"], [1, "all"], [1, 2], "out")
+    assert len(runs) == len(set(runs)) == 16
+    assert Run("emotion", "l2sp", "all", 2, "out") in runs
+    assert runs[0].folder == os.path.join("out", "runs", "kws", "scratch", "k1", "seed1")
+
+
+def test_run_command_gives_the_k_shot_manifest_seed_and_folder():
+    run = Run("kws", "l2sp", 3, 2, "out")
+    command = run_command(run, "recipes", "corpus", "pre/encoder", extra_overrides=["--number_of_epochs=2"])
+    data, recipe = os.path.join("corpus", "words", "target"), os.path.join("recipes", "KWS")
+    assert command == [
+        sys.executable, os.path.join(recipe, "train.py"), os.path.join(recipe, "hparams", "l2sp.yaml"),
+        "--data_folder", data, "--train_csv", os.path.join(data, "train_k3.csv"), "--seed", "2",
+        "--output_folder", run.folder, "--pretrained_source", "pre/encoder", "--number_of_epochs=2",
+    ]  # fmt: skip
+
+
+def test_run_command_of_scratch_has_no_pretrained_source_and_all_shots_take_the_full_manifest():
+    command = run_command(Run("emotion", "scratch", "all", 1, "out"), "recipes", "corpus", "pre/encoder")
+    assert "--pretrained_source" not in command and "pre/encoder" not in command
+    assert command[command.index("--train_csv") + 1] == os.path.join("corpus", "emotion", "train.csv")
+
+
+def make_inputs(root, files):
+    for name in files:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+
+
+def test_check_inputs_names_every_missing_file(tmp_path):
+    recipes, corpus = tmp_path / "recipes", tmp_path / "corpus"
+    make_inputs(recipes, ["KWS/train.py", "KWS/hparams/scratch.yaml"])
+    make_inputs(corpus, ["words/target/train_k1.csv"])
+    check_inputs(grid(["kws"], ["scratch"], [1], [1, 2], "out"), str(recipes), str(corpus))
+
+    runs = grid(["kws", "intent"], ["scratch", "lora"], [1, 7], [1], "out")
+    with pytest.raises(FileNotFoundError) as info:
+        check_inputs(runs, str(recipes), str(corpus))
+    message = str(info.value)
+    expected = [recipes / "KWS/hparams/lora.yaml", recipes / "intent/train.py", recipes / "intent/hparams/scratch.yaml",
+                recipes / "intent/hparams/lora.yaml", corpus / "words/target/train_k7.csv",
+                corpus / "intent/train_k1.csv", corpus / "intent/train_k7.csv"]  # fmt: skip
+    assert sorted(message.splitlines()[1:]) == sorted(f"  {path}" for path in expected)  # each once
+
+
+def test_the_demo_grid_exists_in_the_repository(tmp_path):
+    corpus = tmp_path / "corpus"
+    make_inputs(corpus, [f"{TASKS[t].corpus}/train_k{k}.csv" for t in DEMO_TASKS for k in (1, 3, 10)])
+    check_inputs(grid(DEMO_TASKS, DEMO_METHODS, [1, 3, 10], [1], "out"), str(REPO_RECIPES), str(corpus))
+
+
+FAKE_RECIPE = """import json, os, sys
+args = dict(zip(sys.argv[2::2], sys.argv[3::2]))
+os.makedirs(args["--output_folder"], exist_ok=True)
+print("ran", os.path.basename(sys.argv[1]), args["--seed"])
+if "broken" in sys.argv[1]:
+    sys.exit(3)
+with open(os.path.join(args["--output_folder"], "summary.json"), "w") as f:
+    json.dump({"pretrained": args.get("--pretrained_source")}, f)
+"""
+
+
+def test_run_grid_runs_only_the_pending_runs_and_reports_the_failed_ones(tmp_path):
+    recipes, corpus, out = tmp_path / "recipes", tmp_path / "corpus", str(tmp_path / "out")
+    make_inputs(recipes, ["KWS/hparams/scratch.yaml", "KWS/hparams/l2sp.yaml", "KWS/hparams/broken.yaml"])
+    (recipes / "KWS" / "train.py").write_text(FAKE_RECIPE)
+    runs = grid(["kws"], ["scratch", "l2sp", "broken"], [1], [1], out)
+    done = Run("kws", "l2sp", 1, 1, out)
+    os.makedirs(done.folder)
+    Path(done.summary_path).write_text("{}")
+
+    failed = run_grid(runs, str(recipes), str(corpus), "pre", jobs=2, progress=False)
+    assert failed == [Run("kws", "broken", 1, 1, out)]
+    assert Path(done.summary_path).read_text() == "{}"  # not run again
+    assert not os.path.exists(os.path.join(done.folder, "log.txt"))
+    scratch = Run("kws", "scratch", 1, 1, out)
+    assert Path(scratch.folder, "log.txt").read_text() == "ran scratch.yaml 1\n"
+    assert Path(failed[0].folder, "log.txt").read_text() == "ran broken.yaml 1\n"
