@@ -66,11 +66,27 @@ def read_patterns():
     return code_read_patterns()
 
 
-def overrides_for(path, text, corpus_root, output_folder):
+@pytest.fixture(scope="session")
+def tiny_hf_folder(tmp_path_factory):
+    """A 1-layer wav2vec 2.0 in the hub's folder format: what a YAML building an HFEncoder loads (no network)."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    folder = tmp_path_factory.mktemp("tiny_wav2vec2")
+    config = Wav2Vec2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                            conv_dim=(16,), conv_stride=(320,), conv_kernel=(400,), num_conv_pos_embeddings=4,
+                            num_conv_pos_embedding_groups=2)  # fmt: skip
+    Wav2Vec2Model(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor().save_pretrained(folder)
+    return folder
+
+
+def overrides_for(path, text, corpus_root, output_folder, hf_folder=None):
     recipe = path.parts[-3]
     overrides = {"data_folder": str(corpus_root / CORPUS_FOLDER.get(recipe, "")), "output_folder": str(output_folder)}
     if "pretrained_source" in top_level_keys(text):
-        overrides["pretrained_source"] = "a/pretrained/folder"
+        # An HFEncoder loads its source as the YAML loads, so it needs a real (tiny) model folder.
+        builds_hf = "speechbrain_xfer.encoders.HFEncoder" in text
+        overrides["pretrained_source"] = str(hf_folder) if builds_hf else "a/pretrained/folder"
     return overrides
 
 
@@ -80,10 +96,11 @@ def test_the_glob_finds_every_recipe():
 
 
 @pytest.mark.parametrize("path", YAMLS, ids=str)
-def test_yaml_loads_and_builds_its_objects(path, tiny_corpus, tmp_path):
+def test_yaml_loads_and_builds_its_objects(path, tiny_corpus, tiny_hf_folder, tmp_path, monkeypatch):
     root, _ = tiny_corpus
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     text = (REPO / path).read_text()
-    hparams = load_recipe_hparams(REPO / path, overrides_for(path, text, root, tmp_path / "out"))
+    hparams = load_recipe_hparams(REPO / path, overrides_for(path, text, root, tmp_path / "out", tiny_hf_folder))
 
     assert hparams["output_folder"] == str(tmp_path / "out")
     assert "<seed>" in re.search(r"^output_folder:.*$", text, re.MULTILINE).group(0), "output_folder must name the seed"
