@@ -51,8 +51,8 @@ class CTCBrain(TransferBrain):
     (['hii'], ['hi'])
     """
 
-    summary_metric, higher_is_better = "WER", False
-    best_checkpoint_key = {"min_key": "WER"}
+    summary_metric, higher_is_better = "CER", False
+    best_checkpoint_key = {"min_key": "CER"}
 
     def __init__(self, modules=None, opt_class=None, hparams=None, run_opts=None, checkpointer=None):
         super().__init__(modules, opt_class, hparams, run_opts, checkpointer)
@@ -152,14 +152,14 @@ class CTCBrain(TransferBrain):
             "CER": self.cer_metric.summarize("error_rate"),
         }
         if stage == sb.Stage.VALID:
-            self.record_validation(stats["WER"])
+            self.record_validation(stats["CER"])
             rates = self.anneal_learning_rates(stats["WER"])
             if hasattr(self.hparams, "train_logger"):
                 self.hparams.train_logger.log_stats(
                     {"epoch": epoch, **rates}, train_stats=self.train_stats, valid_stats=stats
                 )
             if self.checkpointer is not None:
-                self.checkpointer.save_and_keep_only(meta={"WER": stats["WER"]}, min_keys=["WER"])
+                self.checkpointer.save_and_keep_only(meta={"WER": stats["WER"], "CER": stats["CER"]}, min_keys=["CER"])
             self.valid_stats = stats
         else:
             if hasattr(self.hparams, "train_logger"):

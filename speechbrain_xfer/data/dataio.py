@@ -126,12 +126,16 @@ class CharTokenizer:
         self.blank_index = encoder.get_blank_index()
 
     @classmethod
-    def load_or_create(cls, path, texts):
-        """Loads the character set saved at ``path``, or builds it from ``texts`` and saves it there."""
+    def load_or_create(cls, path, texts, alphabet=""):
+        """Loads the character set saved at ``path``, or builds it from ``texts`` and saves it there.
+
+        Every character of ``alphabet`` is in the set even when no text has
+        it, so the size of the CTC head does not depend on the training set.
+        """
         encoder = CTCTextEncoder()
         encoder.load_or_create(
             str(path),
-            from_iterables=[texts],
+            from_iterables=[[*texts, alphabet]],
             sequence_input=True,
             special_labels={"blank_label": BLANK_INDEX, "unk_label": "<unk>"},
         )
@@ -224,7 +228,8 @@ def _transcripts(path):
         return [row[TRANSCRIPT] for row in reader]
 
 
-def asr_datasets(data_folder, csv_files, save_folder, tokenizer="char", vocab_size=None, model_type="unigram"):
+def asr_datasets(data_folder, csv_files, save_folder, tokenizer="char", vocab_size=None, model_type="unigram",
+                 alphabet=""):  # fmt: skip
     """Datasets yielding ``sig``, ``transcript`` and its CTC ``tokens``, and their tokenizer.
 
     The tokenizer is built from the training manifest's transcripts and saved
@@ -246,6 +251,9 @@ def asr_datasets(data_folder, csv_files, save_folder, tokenizer="char", vocab_si
         Number of SentencePiece tokens, blank included; sentencepiece only.
     model_type : str
         SentencePiece model: ``"unigram"``, ``"bpe"`` or ``"char"``.
+    alphabet : str
+        Characters always in the character set (``tokenizer="char"``), e.g.
+        ``"abcdefghijklmnopqrstuvwxyz '"``: the CTC head's size is then fixed.
 
     Returns
     -------
@@ -261,7 +269,7 @@ def asr_datasets(data_folder, csv_files, save_folder, tokenizer="char", vocab_si
             raise ManifestError(f"the {split} manifest {path} does not exist; prepare the data first")
         _transcripts(path)
     os.makedirs(save_folder, exist_ok=True)
-    text_tokenizer = _asr_tokenizer(tokenizer, csv_files["train"], save_folder, vocab_size, model_type)
+    text_tokenizer = _asr_tokenizer(tokenizer, csv_files["train"], save_folder, vocab_size, model_type, alphabet)
     datasets = {
         split: sb.dataio.dataset.DynamicItemDataset.from_csv(path, replacements={"data_root": data_folder})
         for split, path in csv_files.items()
@@ -283,9 +291,10 @@ def asr_datasets(data_folder, csv_files, save_folder, tokenizer="char", vocab_si
     return datasets, text_tokenizer
 
 
-def _asr_tokenizer(kind, train_csv, save_folder, vocab_size, model_type):
+def _asr_tokenizer(kind, train_csv, save_folder, vocab_size, model_type, alphabet=""):
     if kind == "char":
-        return CharTokenizer.load_or_create(os.path.join(save_folder, "char_tokenizer.txt"), _transcripts(train_csv))
+        path = os.path.join(save_folder, "char_tokenizer.txt")
+        return CharTokenizer.load_or_create(path, _transcripts(train_csv), alphabet)
     if kind == "sentencepiece":
         if vocab_size is None:
             raise ValueError("tokenizer='sentencepiece' needs a vocab_size (e.g. 100 for a few hundred sentences)")

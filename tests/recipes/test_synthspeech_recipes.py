@@ -59,10 +59,13 @@ def test_pretraining_exports_a_loadable_encoder(pretrained_encoder):
     state = torch.load(pretrained_encoder / "encoder.ckpt", weights_only=True)
     assert state and all(isinstance(v, torch.Tensor) for v in state.values())
     assert any(k.startswith("blocks.0.conv.") for k in state)
+    ewc = torch.load(pretrained_encoder / "ewc.ckpt", weights_only=True)
+    fisher = [v for k, v in ewc.items() if k.startswith("fisher__")]
+    assert fisher and max(float(f.max()) for f in fisher) == pytest.approx(1.0)  # normalized to its largest entry
     assert (pretrained_encoder / "source_hyperparams.yaml").is_file()
     assert "CER" in json.loads((pretrained_encoder / "source_stats.json").read_text())
     summary = read_summary(pretrained_encoder.parent)
-    assert summary["metric"] == "WER" and summary["higher_is_better"] is False
+    assert summary["metric"] == "CER" and summary["higher_is_better"] is False
     assert summary["steps"] == 2  # one epoch of 32 utterances in batches of 16
 
 
@@ -152,3 +155,30 @@ def test_rerunning_a_finished_run_keeps_its_summary(rerun):
     after = read_summary(run)
     assert after["valid_history"] == before["summary"]["valid_history"]
     assert after["train_time_s"] == pytest.approx(before["summary"]["train_time_s"], rel=0.5)
+
+
+ASR_METHODS = sorted(p.stem for p in (RECIPES / "ASR" / "hparams").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("method", ASR_METHODS)
+def test_asr_recipe_trains_tests_and_summarizes(tiny_corpus, pretrained_encoder, tmp_path, run_recipe, method):
+    root, _ = tiny_corpus
+    args = ["--data_folder", root / "asr" / "target", "--output_folder", tmp_path / "run", *TINY_TRAINING]
+    if method != "scratch":
+        args += ["--pretrained_source", pretrained_encoder]
+    result = run_recipe("ASR", f"{method}.yaml", *args)
+    assert result.returncode == 0, result.stderr[-4000:]
+    summary = read_summary(tmp_path / "run")
+    assert summary["metric"] == "CER" and summary["higher_is_better"] is False
+    assert 0.0 <= summary["test"]["CER"] and summary["test"]["WER"] >= 0.0
+    assert summary["valid_history"] and summary["steps"] > 0
+    assert (tmp_path / "run" / "wer.txt").is_file()
+    if method != "scratch":
+        # The pretrained encoder was loaded: the first checkpoint's encoder (or, for LoRA, its frozen base)
+        # started from it, so the frozen run's encoder still equals it.
+        if method == "frozen":
+            (ckpt,) = (tmp_path / "run" / "save").glob("CKPT*/encoder.ckpt")
+            saved = torch.load(ckpt, weights_only=True)
+            pretrained = torch.load(pretrained_encoder / "encoder.ckpt", weights_only=True)
+            weights = [k for k in pretrained if not k.endswith(BATCH_NORM_BUFFERS)]
+            assert all(torch.equal(saved[k], pretrained[k]) for k in weights)

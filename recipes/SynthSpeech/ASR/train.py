@@ -1,0 +1,26 @@
+#!/usr/bin/env python3
+"""Speech recognition on the small SynthSpeech target domain (assistant commands): CTC over characters.
+
+    python train.py hparams/l2sp.yaml --data_folder results/demo/data/asr/target \
+        --pretrained_source results/demo/pretrain/encoder
+
+The method (scratch, finetune, l2sp, frozen, lora) is the YAML file.
+"""
+
+import sys
+
+from speechbrain_xfer.brains import CTCBrain
+from speechbrain_xfer.data.dataio import asr_datasets
+from speechbrain_xfer.experiment import run_experiment
+
+
+def dataio_prepare(hparams):
+    csvs = {split: hparams[f"{split}_csv"] for split in ("train", "valid", "test")}
+    datasets, hparams["tokenizer"] = asr_datasets(
+        hparams["data_folder"], csvs, hparams["save_folder"], tokenizer="char", alphabet=hparams["alphabet"]
+    )
+    return datasets
+
+
+if __name__ == "__main__":
+    run_experiment(CTCBrain, dataio_prepare, sys.argv[1:])
