@@ -11,7 +11,10 @@ hparams read here: ``tokenizer`` (from ``asr_datasets``: ``encode``,
 default, or ``"beam"``), ``beam_size`` (default 10), ``compute_features``
 and ``mean_var_norm`` (for filterbank encoders), ``wav_augment`` (a
 SpeechBrain Augmenter, training only), ``checkpointer``, ``train_logger``,
-``epoch_counter``, ``output_folder``. Modules: ``encoder`` and ``ctc_head``.
+``epoch_counter``, ``output_folder``, ``select_by`` (``"CER"``, the
+default, or ``"WER"``: the validation metric for early stopping, learning-rate
+annealing, the best checkpoint and ``summary.json``). Modules: ``encoder``
+and ``ctc_head``.
 """
 
 import logging
@@ -65,6 +68,10 @@ class CTCBrain(TransferBrain):
         if n_tokens != len(tokenizer):
             raise ValueError(f"ctc_head has {n_tokens} outputs but the tokenizer has {len(tokenizer)} tokens; "
                              f"build the head with n_tokens = len(tokenizer)")  # fmt: skip
+        self.summary_metric = getattr(self.hparams, "select_by", "CER")
+        if self.summary_metric not in ("CER", "WER"):
+            raise ValueError(f"select_by is {self.summary_metric!r}; use 'CER' or 'WER'")
+        self.best_checkpoint_key = {"min_key": self.summary_metric}
         self.decoding = getattr(self.hparams, "decoding", "greedy")
         if self.decoding not in DECODINGS:
             raise ValueError(f"decoding is {self.decoding!r}; use one of {DECODINGS}")
@@ -152,14 +159,15 @@ class CTCBrain(TransferBrain):
             "CER": self.cer_metric.summarize("error_rate"),
         }
         if stage == sb.Stage.VALID:
-            self.record_validation(stats["CER"])
-            rates = self.anneal_learning_rates(stats["WER"])
+            self.record_validation(stats[self.summary_metric])
+            rates = self.anneal_learning_rates(stats[self.summary_metric])
             if hasattr(self.hparams, "train_logger"):
                 self.hparams.train_logger.log_stats(
                     {"epoch": epoch, **rates}, train_stats=self.train_stats, valid_stats=stats
                 )
             if self.checkpointer is not None:
-                self.checkpointer.save_and_keep_only(meta={"WER": stats["WER"], "CER": stats["CER"]}, min_keys=["CER"])
+                self.checkpointer.save_and_keep_only(meta={"WER": stats["WER"], "CER": stats["CER"]},
+                                                     min_keys=[self.summary_metric])
             self.valid_stats = stats
         else:
             if hasattr(self.hparams, "train_logger"):
