@@ -13,6 +13,25 @@ class ManifestError(ValueError):
     """A manifest that cannot be used as it is."""
 
 
+def _audio_datasets(data_folder, csv_files):
+    """``{split: DynamicItemDataset}`` from the manifests, each item's audio as ``sig``."""
+    for split, path in csv_files.items():
+        if not os.path.isfile(path):
+            raise ManifestError(f"the {split} manifest {path} does not exist; prepare the data first")
+    datasets = {
+        split: sb.dataio.dataset.DynamicItemDataset.from_csv(path, replacements={"data_root": data_folder})
+        for split, path in csv_files.items()
+    }
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def audio_pipeline(wav):
+        return sb.dataio.dataio.read_audio(wav)
+
+    sb.dataio.dataset.add_dynamic_item(list(datasets.values()), audio_pipeline)
+    return datasets
+
+
 def _labels_in(path, column):
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
@@ -43,20 +62,7 @@ def classification_datasets(data_folder, csv_files, targets, save_folder):
     label_encoders : dict
         ``{target: CategoricalEncoder}``, built from the training manifest.
     """
-    for split, path in csv_files.items():
-        if not os.path.isfile(path):
-            raise ManifestError(f"the {split} manifest {path} does not exist; prepare the data first")
-    datasets = {
-        split: sb.dataio.dataset.DynamicItemDataset.from_csv(path, replacements={"data_root": data_folder})
-        for split, path in csv_files.items()
-    }
-
-    @sb.utils.data_pipeline.takes("wav")
-    @sb.utils.data_pipeline.provides("sig")
-    def audio_pipeline(wav):
-        return sb.dataio.dataio.read_audio(wav)
-
-    sb.dataio.dataset.add_dynamic_item(list(datasets.values()), audio_pipeline)
+    datasets = _audio_datasets(data_folder, csv_files)
     label_encoders = {}
     os.makedirs(save_folder, exist_ok=True)
     for target in targets:
@@ -264,28 +270,17 @@ def asr_datasets(data_folder, csv_files, save_folder, tokenizer="char", vocab_si
         ``encode(text)``, ``decode(ids)``, ``blank_index``, ``vocabulary()``
         and ``len()``.
     """
-    for split, path in csv_files.items():
-        if not os.path.isfile(path):
-            raise ManifestError(f"the {split} manifest {path} does not exist; prepare the data first")
+    datasets = _audio_datasets(data_folder, csv_files)
+    for path in csv_files.values():
         _transcripts(path)
     os.makedirs(save_folder, exist_ok=True)
     text_tokenizer = _asr_tokenizer(tokenizer, csv_files["train"], save_folder, vocab_size, model_type, alphabet)
-    datasets = {
-        split: sb.dataio.dataset.DynamicItemDataset.from_csv(path, replacements={"data_root": data_folder})
-        for split, path in csv_files.items()
-    }
-
-    @sb.utils.data_pipeline.takes("wav")
-    @sb.utils.data_pipeline.provides("sig")
-    def audio_pipeline(wav):
-        return sb.dataio.dataio.read_audio(wav)
 
     @sb.utils.data_pipeline.takes(TRANSCRIPT)
     @sb.utils.data_pipeline.provides("tokens")
     def text_pipeline(transcript):
         return torch.LongTensor(text_tokenizer.encode(transcript))
 
-    sb.dataio.dataset.add_dynamic_item(list(datasets.values()), audio_pipeline)
     sb.dataio.dataset.add_dynamic_item(list(datasets.values()), text_pipeline)
     sb.dataio.dataset.set_output_keys(list(datasets.values()), ["id", "sig", TRANSCRIPT, "tokens"])
     return datasets, text_tokenizer
