@@ -23,7 +23,6 @@ are kept as digits, not spelled out.
 """
 
 import csv
-import json
 import logging
 import os
 import unicodedata
@@ -31,6 +30,8 @@ import unicodedata
 import soundfile as sf
 import torch
 import torchaudio
+
+from speechbrain_xfer.data.prepare import already_prepared, mark_prepared
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def prepare_common_voice(data_folder, save_folder, skip_prep=False):
     if skip_prep:
         return
     options = {"data_folder": os.path.abspath(data_folder), "sample_rate": SAMPLE_RATE}
-    if _already_done(save_folder, options):
+    if already_prepared(save_folder, options, SPLITS, OPTIONS_FILE):
         logger.info("Common Voice manifests in %s are up to date; skipping", save_folder)
         return
     _check_layout(data_folder)
@@ -79,8 +80,7 @@ def prepare_common_voice(data_folder, save_folder, skip_prep=False):
         rows, left_out = _split_rows(data_folder, name, wav_folder)
         _write_csv(os.path.join(save_folder, f"{split}.csv"), rows)
         counts[split], empty = len(rows), empty + left_out
-    with open(os.path.join(save_folder, OPTIONS_FILE), "w") as f:
-        json.dump(options, f)
+    mark_prepared(save_folder, options, OPTIONS_FILE)
     logger.info("Common Voice: %s utterances written to %s; %d left out (empty transcript after normalization)",
                 ", ".join(f"{n} {s}" for s, n in counts.items()), save_folder, empty)  # fmt: skip
 
@@ -98,14 +98,6 @@ def normalize_text(text):
     text = "".join(c if c == "'" or c.isspace() or unicodedata.category(c)[0] in "LMN" else " " for c in text)
     words = (word.strip("'") for word in text.split())
     return " ".join(word for word in words if word)
-
-
-def _already_done(save_folder, options):
-    done = os.path.join(save_folder, OPTIONS_FILE)
-    if not all(os.path.isfile(os.path.join(save_folder, f"{s}.csv")) for s in SPLITS) or not os.path.isfile(done):
-        return False
-    with open(done) as f:
-        return json.load(f) == options
 
 
 def _check_layout(data_folder):

@@ -10,11 +10,12 @@ of 6 actions, 14 objects and 4 locations.
 """
 
 import csv
-import json
 import logging
 import os
 
 import soundfile as sf
+
+from speechbrain_xfer.data.prepare import already_prepared, mark_prepared
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def prepare_fluent_speech_commands(data_folder, save_folder, skip_prep=False):
     if skip_prep:
         return
     options = {"data_folder": os.path.abspath(data_folder)}
-    if _already_done(save_folder, options):
+    if already_prepared(save_folder, options, SPLITS, OPTIONS_FILE):
         logger.info("Fluent Speech Commands manifests in %s are up to date; skipping", save_folder)
         return
     sources = _check_layout(data_folder)
@@ -62,18 +63,9 @@ def prepare_fluent_speech_commands(data_folder, save_folder, skip_prep=False):
             writer.writeheader()
             writer.writerows(rows)
         counts[split] = len(rows)
-    with open(os.path.join(save_folder, OPTIONS_FILE), "w") as f:
-        json.dump(options, f)
+    mark_prepared(save_folder, options, OPTIONS_FILE)
     logger.info("Fluent Speech Commands: %s utterances written to %s",
                 ", ".join(f"{n} {s}" for s, n in counts.items()), save_folder)  # fmt: skip
-
-
-def _already_done(save_folder, options):
-    done = os.path.join(save_folder, OPTIONS_FILE)
-    if not all(os.path.isfile(os.path.join(save_folder, f"{s}.csv")) for s in SPLITS) or not os.path.isfile(done):
-        return False
-    with open(done) as f:
-        return json.load(f) == options
 
 
 def _check_layout(data_folder):

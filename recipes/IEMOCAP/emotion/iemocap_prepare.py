@@ -27,12 +27,13 @@ speakers. No speaker is in two splits. The 5-fold protocol runs
 """
 
 import csv
-import json
 import logging
 import os
 import re
 
 import soundfile as sf
+
+from speechbrain_xfer.data.prepare import already_prepared, mark_prepared
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def prepare_iemocap(data_folder, save_folder, test_session=5, skip_prep=False):
         raise ValueError(f"test_session must be one of {SESSIONS}, not {test_session!r}")
     test_session = int(test_session)
     options = {"data_folder": os.path.abspath(data_folder), "test_session": test_session}
-    if _already_done(save_folder, options):
+    if already_prepared(save_folder, options, SPLITS, OPTIONS_FILE):
         logger.info("IEMOCAP manifests in %s are up to date (test session %d); skipping", save_folder, test_session)
         return
     _check_layout(data_folder)
@@ -98,19 +99,10 @@ def prepare_iemocap(data_folder, save_folder, test_session=5, skip_prep=False):
     os.makedirs(save_folder, exist_ok=True)
     for split in SPLITS:
         _write_csv(os.path.join(save_folder, f"{split}.csv"), rows[split])
-    with open(os.path.join(save_folder, OPTIONS_FILE), "w") as f:
-        json.dump(options, f)
+    mark_prepared(save_folder, options, OPTIONS_FILE)
     logger.info("IEMOCAP (test Session%d, valid %s): %s utterances written to %s; %d with other labels left out",
                 test_session, valid_speaker, ", ".join(f"{len(rows[s])} {s}" for s in SPLITS), save_folder,
                 dropped)  # fmt: skip
-
-
-def _already_done(save_folder, options):
-    done = os.path.join(save_folder, OPTIONS_FILE)
-    if not all(os.path.isfile(os.path.join(save_folder, f"{s}.csv")) for s in SPLITS) or not os.path.isfile(done):
-        return False
-    with open(done) as f:
-        return json.load(f) == options
 
 
 def _check_layout(data_folder):

@@ -22,12 +22,13 @@ The test split is ``testing_list.txt``, not the separate
 """
 
 import csv
-import json
 import logging
 import math
 import os
 
 import soundfile as sf
+
+from speechbrain_xfer.data.prepare import already_prepared, mark_prepared
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def prepare_speech_commands(data_folder, save_folder, setup="12", skip_prep=Fals
     if setup not in ("12", "35"):
         raise ValueError(f"setup must be '12' or '35', not {setup!r}")
     options = {"data_folder": os.path.abspath(data_folder), "setup": setup}
-    if _already_done(save_folder, options):
+    if already_prepared(save_folder, options, SPLITS, OPTIONS_FILE):
         logger.info("Speech Commands manifests in %s are up to date (setup %s); skipping", save_folder, setup)
         return
     words = _check_layout(data_folder)
@@ -89,18 +90,9 @@ def prepare_speech_commands(data_folder, save_folder, setup="12", skip_prep=Fals
     os.makedirs(save_folder, exist_ok=True)
     for split in SPLITS:
         _write_csv(os.path.join(save_folder, f"{split}.csv"), rows[split])
-    with open(os.path.join(save_folder, OPTIONS_FILE), "w") as f:
-        json.dump(options, f)
+    mark_prepared(save_folder, options, OPTIONS_FILE)
     logger.info("Speech Commands (setup %s): %s utterances written to %s", setup,
                 ", ".join(f"{len(rows[s])} {s}" for s in SPLITS), save_folder)  # fmt: skip
-
-
-def _already_done(save_folder, options):
-    done = os.path.join(save_folder, OPTIONS_FILE)
-    if not all(os.path.isfile(os.path.join(save_folder, f"{s}.csv")) for s in SPLITS) or not os.path.isfile(done):
-        return False
-    with open(done) as f:
-        return json.load(f) == options
 
 
 def _check_layout(data_folder):
