@@ -4,25 +4,13 @@ import collections
 import logging
 import os
 
-import huggingface_hub.constants
 import pytest
 import torch
 from speechbrain.lobes.features import Fbank
 from speechbrain.processing.features import InputNormalization
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounter
-from transformers import (
-    HubertConfig,
-    HubertModel,
-    Wav2Vec2Config,
-    Wav2Vec2FeatureExtractor,
-    Wav2Vec2Model,
-    WavLMConfig,
-    WavLMModel,
-    WhisperConfig,
-    WhisperFeatureExtractor,
-    WhisperModel,
-)
+from tiny_hf import FAMILIES
 
 from speechbrain_xfer.brains import LayerSchedule, UtteranceClassifierBrain
 from speechbrain_xfer.data.dataio import classification_datasets
@@ -31,59 +19,14 @@ from speechbrain_xfer.encoders import AdaptedEncoder, ConvEncoder, HFEncoder, ad
 from speechbrain_xfer.lobes import ClassifierHead, MeanMaxPooling
 from speechbrain_xfer.regularization import L2SP
 
-pytestmark = pytest.mark.filterwarnings("ignore:`gradient_checkpointing_disable` is deprecated:FutureWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`gradient_checkpointing_disable` is deprecated:FutureWarning"),
+    pytest.mark.usefixtures("offline"),
+]
 
-# The tiny models of test_hf.py: 2 layers of width 32.
-SSL_CONFIG = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-    conv_dim=(32, 32),
-    conv_stride=(5, 4),
-    conv_kernel=(10, 8),
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=2,
-)
-WHISPER_CONFIG = dict(
-    d_model=32,
-    encoder_layers=2,
-    decoder_layers=1,
-    encoder_attention_heads=2,
-    decoder_attention_heads=2,
-    encoder_ffn_dim=64,
-    decoder_ffn_dim=64,
-    num_mel_bins=80,
-    max_source_positions=1500,
-)
-BUILDERS = {
-    "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model, Wav2Vec2FeatureExtractor, SSL_CONFIG),
-    "hubert": (HubertConfig, HubertModel, Wav2Vec2FeatureExtractor, SSL_CONFIG),
-    "wavlm": (WavLMConfig, WavLMModel, Wav2Vec2FeatureExtractor, SSL_CONFIG),
-    "whisper": (WhisperConfig, WhisperModel, WhisperFeatureExtractor, WHISPER_CONFIG),
-}
 # Adapted by default per layer: q, k, v, out and the two feed-forward projections; WavLM's attention runs a fused
 # kernel on the projection weights, so only its feed-forward is adapted.
 ADAPTED_PER_LAYER = {"wav2vec2": 6, "hubert": 6, "wavlm": 2, "whisper": 6}
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-
-
-@pytest.fixture(scope="module")
-def hub_folders(tmp_path_factory):
-    """family -> folder of a tiny random model saved as a hub repo would hold it."""
-    root = tmp_path_factory.mktemp("hf_adapters")
-    folders = {}
-    for seed, (family, (config_class, model_class, extractor_class, config)) in enumerate(BUILDERS.items()):
-        torch.manual_seed(seed)
-        model_class(config_class(**config)).save_pretrained(root / family)
-        extractor_class().save_pretrained(root / family)
-        folders[family] = str(root / family)
-    return folders
 
 
 def waveforms():
@@ -104,9 +47,9 @@ def adapter_names(module):
     return {name for name, _ in module.named_parameters() if ".adapter_" in name}
 
 
-@pytest.mark.parametrize("family", list(BUILDERS))
-def test_lora_leaves_hub_encoder_output_unchanged_and_only_adapters_trainable(hub_folders, family):
-    encoder = HFEncoder(hub_folders[family]).eval()
+@pytest.mark.parametrize("family", FAMILIES)
+def test_lora_leaves_hub_encoder_output_unchanged_and_only_adapters_trainable(tiny_models, family):
+    encoder = HFEncoder(tiny_models[family][0]).eval()
     wavs, lens = waveforms()
     with torch.no_grad():
         before = encoder(wavs, lens)
@@ -131,8 +74,8 @@ def test_lora_leaves_conv_encoder_output_unchanged_and_only_adapters_trainable()
     assert parameter_counts(adapted) == (2_144, 2_144 + 21_408)
 
 
-def test_houlsby_adapters_train_alone_in_a_hub_encoder(hub_folders):
-    adapted = AdaptedEncoder(HFEncoder(hub_folders["wav2vec2"]), kind="houlsby", projection_size=8)
+def test_houlsby_adapters_train_alone_in_a_hub_encoder(tiny_models):
+    adapted = AdaptedEncoder(HFEncoder(tiny_models["wav2vec2"][0]), kind="houlsby", projection_size=8)
     assert trainable_names(adapted) == adapter_names(adapted) != set()
     frozen = {name: p.detach().clone() for name, p in adapted.named_parameters() if not p.requires_grad}
     adapters = {name: p.detach().clone() for name, p in adapted.named_parameters() if p.requires_grad}
@@ -151,16 +94,16 @@ def test_houlsby_adapters_train_alone_in_a_hub_encoder(hub_folders):
     assert {name for name in adapters if name.endswith("adapter_up_proj.weight")} <= moved
 
 
-def test_layer_sum_weights_stay_trainable(hub_folders):
-    adapted = AdaptedEncoder(HFEncoder(hub_folders["hubert"], layer_sum=True), kind="lora", rank=2)
+def test_layer_sum_weights_stay_trainable(tiny_models):
+    adapted = AdaptedEncoder(HFEncoder(tiny_models["hubert"][0], layer_sum=True), kind="lora", rank=2)
     assert trainable_names(adapted) == adapter_names(adapted) | {"adapted_model.layer_weights"}
 
 
-def test_unusable_targets_and_encoders_are_reported(hub_folders):
+def test_unusable_targets_and_encoders_are_reported(tiny_models):
     with pytest.raises(ValueError, match="WavLMAttention"):
-        AdaptedEncoder(HFEncoder(hub_folders["wavlm"]), targets=["*.attention.q_proj"])
+        AdaptedEncoder(HFEncoder(tiny_models["wavlm"][0]), targets=["*.attention.q_proj"])
     with pytest.raises(ValueError, match="freeze=True"):
-        AdaptedEncoder(HFEncoder(hub_folders["wav2vec2"], freeze=True))
+        AdaptedEncoder(HFEncoder(tiny_models["wav2vec2"][0], freeze=True))
     with pytest.raises(ValueError, match=r"blocks\.0\.conv.*Conv1d.*Linear"):
         AdaptedEncoder(conv_encoder(), kind="houlsby")
     with pytest.raises(ValueError, match=r"no layer of ConvEncoder.*named like \['blocks\.0\.conv'"):

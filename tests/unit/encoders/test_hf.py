@@ -6,87 +6,24 @@ import math
 import os
 import shutil
 
-import huggingface_hub.constants
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import (
-    HubertConfig,
-    HubertModel,
-    Wav2Vec2Config,
-    Wav2Vec2FeatureExtractor,
-    Wav2Vec2Model,
-    WavLMConfig,
-    WavLMModel,
-    WhisperConfig,
-    WhisperFeatureExtractor,
-    WhisperModel,
-)
+from tiny_hf import DIM, FAMILIES, LAYERS
 
 import speechbrain_xfer.encoders.hf as hf_module
 from speechbrain_xfer.encoders import HFEncoder, PretrainedSourceError
 
 # SpeechBrain's wrapper calls a method transformers 5.x deprecates; not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:`gradient_checkpointing_disable` is deprecated:FutureWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`gradient_checkpointing_disable` is deprecated:FutureWarning"),
+    pytest.mark.usefixtures("offline"),
+]
 
-FAMILIES = ("wav2vec2", "hubert", "wavlm", "whisper")
-DIM = 32
-LAYERS = 2
 SAMPLES = 4000  # 0.25 s at 16 kHz
 # Conv front end: kernel 10 stride 5, then kernel 8 stride 4 -> 198 frames for 4000 samples.
 SSL_FRAMES = ((SAMPLES - 10) // 5 + 1 - 8) // 4 + 1
 WHISPER_FRAMES = math.ceil(SAMPLES / 320)  # hop 160, then conv stride 2
-SSL_CONFIG = dict(
-    hidden_size=DIM,
-    num_hidden_layers=LAYERS,
-    num_attention_heads=2,
-    intermediate_size=64,
-    conv_dim=(32, 32),
-    conv_stride=(5, 4),
-    conv_kernel=(10, 8),
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=2,
-)
-WHISPER_CONFIG = dict(
-    d_model=DIM,
-    encoder_layers=LAYERS,
-    decoder_layers=1,
-    encoder_attention_heads=2,
-    decoder_attention_heads=2,
-    encoder_ffn_dim=64,
-    decoder_ffn_dim=64,
-    num_mel_bins=80,
-    max_source_positions=1500,
-)
-BUILDERS = {
-    "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model, Wav2Vec2FeatureExtractor),
-    "hubert": (HubertConfig, HubertModel, Wav2Vec2FeatureExtractor),
-    "wavlm": (WavLMConfig, WavLMModel, Wav2Vec2FeatureExtractor),
-    "whisper": (WhisperConfig, WhisperModel, WhisperFeatureExtractor),
-}
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """Nothing may come from the network: huggingface_hub and transformers read this flag at call time."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory):
-    """family -> (folder, state_dict) of a tiny random model saved as a hub repo would hold it."""
-    root = tmp_path_factory.mktemp("hf_models")
-    models = {}
-    for seed, family in enumerate(FAMILIES):
-        config_class, model_class, extractor_class = BUILDERS[family]
-        torch.manual_seed(seed)
-        model = model_class(config_class(**(WHISPER_CONFIG if family == "whisper" else SSL_CONFIG)))
-        folder = root / family
-        model.save_pretrained(folder)
-        extractor_class().save_pretrained(folder)
-        models[family] = (str(folder), {k: v.clone() for k, v in model.state_dict().items()})
-    return models
 
 
 def frames(family):
