@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "SynthSpeech"
 # One thread: these tests share the machine with other work, and the models are tiny anyway.
@@ -48,3 +49,19 @@ def pretrained_encoder(tiny_corpus, tmp_path_factory, run_recipe):
                         "--output_folder", out, "--number_of_epochs", 1, "--noprogressbar")  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     return out / "encoder"
+
+
+@pytest.fixture(scope="session")
+def tiny_wav2vec2(tmp_path_factory):
+    """A 2-layer, 32-dim wav2vec 2.0 saved as a hub repo holds it (config, weights, preprocessor config): what a
+    recipe that names ``facebook/wav2vec2-base`` loads in the tests, offline."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    folder = tmp_path_factory.mktemp("tiny-wav2vec2")
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                            conv_dim=(32, 32), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+                            num_conv_pos_embedding_groups=2)  # fmt: skip
+    Wav2Vec2Model(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor().save_pretrained(folder)
+    return folder

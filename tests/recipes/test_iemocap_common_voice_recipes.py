@@ -5,41 +5,23 @@ as real MP3s); a tiny local wav2vec 2.0, saved in the hub's folder format, stand
 
 import csv
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 import torch
 import torchaudio
-from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+from replica_tools import RECIPES, TINY_TRAINING, load_module, read_csv, run_offline
 
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 IEMOCAP_RECIPE = RECIPES / "IEMOCAP" / "emotion"
 CV_RECIPE = RECIPES / "CommonVoice" / "ASR"
-TINY_TRAINING = ("--number_of_epochs", 1, "--steps_per_epoch", 2, "--batch_size", 2, "--num_workers", 0,
-                 "--noprogressbar")  # fmt: skip
-
-
-def load_module(path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 iemocap_prepare = load_module(IEMOCAP_RECIPE / "iemocap_prepare.py")
 cv_prepare = load_module(CV_RECIPE / "common_voice_prepare.py")
-
-
-def read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def corpus_rows(folder):
@@ -146,26 +128,6 @@ def common_voice(tiny_corpus, tmp_path_factory):
         csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None).writerows([CV_HEADER, *validated])
     (folder / "other.tsv").write_text("\t".join(CV_HEADER) + "\n")
     return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_wav2vec2(tmp_path_factory):
-    """A 2-layer, 32-dim wav2vec 2.0 saved as a hub repo holds it (config, weights, preprocessor config)."""
-    folder = tmp_path_factory.mktemp("tiny-wav2vec2")
-    torch.manual_seed(0)
-    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                            conv_dim=(32, 32), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
-                            num_conv_pos_embedding_groups=2)  # fmt: skip
-    Wav2Vec2Model(config).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor().save_pretrained(folder)
-    return folder
-
-
-def run_recipe(recipe, yaml_name, *args, hf_home):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(hf_home)}  # fmt: skip
-    command = [sys.executable, "train.py", f"hparams/{yaml_name}", *map(str, args)]
-    return subprocess.run(command, cwd=recipe, env=env, capture_output=True, text=True, timeout=300)
 
 
 # -- IEMOCAP ------------------------------------------------------------------
@@ -302,7 +264,7 @@ def test_common_voice_names_a_missing_clip(common_voice, tmp_path):
 @pytest.mark.slow
 def test_iemocap_recipe_prepares_trains_and_tests(iemocap, tiny_wav2vec2, tmp_path):
     out = tmp_path / "run"
-    result = run_recipe(IEMOCAP_RECIPE, "wav2vec2_l2sp.yaml", "--data_folder", iemocap, "--output_folder", out,
+    result = run_offline(IEMOCAP_RECIPE, "wav2vec2_l2sp.yaml", "--data_folder", iemocap, "--output_folder", out,
                         "--test_session", 2, "--pretrained_source", tiny_wav2vec2, *TINY_TRAINING,
                         hf_home=tmp_path / "hf")  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
@@ -321,7 +283,7 @@ def test_iemocap_recipe_prepares_trains_and_tests(iemocap, tiny_wav2vec2, tmp_pa
 def test_common_voice_recipe_prepares_trains_and_tests(common_voice, tiny_wav2vec2, tmp_path):
     out = tmp_path / "run"
     vocab_size = 30
-    result = run_recipe(CV_RECIPE, "wav2vec2_ctc_l2sp.yaml", "--data_folder", common_voice, "--output_folder", out,
+    result = run_offline(CV_RECIPE, "wav2vec2_ctc_l2sp.yaml", "--data_folder", common_voice, "--output_folder", out,
                         "--pretrained_source", tiny_wav2vec2, "--vocab_size", vocab_size, *TINY_TRAINING,
                         hf_home=tmp_path / "hf")  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]

@@ -4,44 +4,26 @@ hub's folder format, stands in for ``facebook/wav2vec2-base`` (nothing comes fro
 
 import csv
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+from replica_tools import RECIPES, TINY_TRAINING, load_module, read_csv, run_offline
 
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 SC_RECIPE = RECIPES / "SpeechCommands" / "KWS"
 FSC_RECIPE = RECIPES / "FluentSpeechCommands" / "intent"
 COMMANDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 UNKNOWN_WORDS = ["zero", "one"]  # two of Speech Commands' auxiliary words, from SynthSpeech's source words
 NOISE_SECONDS = (10.0, 10.4)  # -> 10 clips each: 8 train, 1 valid, 1 test
-TINY_TRAINING = ("--number_of_epochs", 1, "--steps_per_epoch", 2, "--batch_size", 2, "--num_workers", 0,
-                 "--noprogressbar")  # fmt: skip
-
-
-def load_module(path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 sc_prepare = load_module(SC_RECIPE / "speech_commands_prepare.py")
 fsc_prepare = load_module(FSC_RECIPE / "fluent_speech_commands_prepare.py")
-
-
-def read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def speaker_hash(voice):
@@ -114,26 +96,6 @@ def fluent_speech_commands(tiny_corpus, tmp_path_factory):
                 writer.writerow([index, relative, speaker, row["transcript"].capitalize(), row["action"],
                                  row["object"], row["location"]])  # fmt: skip
     return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_wav2vec2(tmp_path_factory):
-    """A 2-layer, 32-dim wav2vec 2.0 saved as a hub repo holds it (config, weights, preprocessor config)."""
-    folder = tmp_path_factory.mktemp("tiny-wav2vec2-base")
-    torch.manual_seed(0)
-    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                            conv_dim=(32, 32), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
-                            num_conv_pos_embedding_groups=2)  # fmt: skip
-    Wav2Vec2Model(config).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor().save_pretrained(folder)
-    return folder
-
-
-def run_recipe(recipe, yaml_name, *args, hf_home):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(hf_home)}  # fmt: skip
-    command = [sys.executable, "train.py", f"hparams/{yaml_name}", *map(str, args)]
-    return subprocess.run(command, cwd=recipe, env=env, capture_output=True, text=True, timeout=300)
 
 
 # -- Speech Commands ----------------------------------------------------------
@@ -241,7 +203,7 @@ RUNS = [(SC_RECIPE, "wav2vec2_l2sp.yaml", "speech_commands"), (SC_RECIPE, "wav2v
 def test_recipe_prepares_trains_and_tests(recipe, yaml_name, replica, request, tiny_wav2vec2, tmp_path):
     data = request.getfixturevalue(replica)
     out = tmp_path / "run"
-    result = run_recipe(recipe, yaml_name, "--data_folder", data, "--output_folder", out,
+    result = run_offline(recipe, yaml_name, "--data_folder", data, "--output_folder", out,
                         "--pretrained_source", tiny_wav2vec2, *TINY_TRAINING, hf_home=tmp_path / "hf")  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     summary = json.loads((out / "summary.json").read_text())

@@ -67,20 +67,6 @@ def read_patterns():
     return code_read_patterns()
 
 
-@pytest.fixture(scope="session")
-def tiny_hf_folder(tmp_path_factory):
-    """A 1-layer wav2vec 2.0 in the hub's folder format: what a YAML building an HFEncoder loads (no network)."""
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    folder = tmp_path_factory.mktemp("tiny_wav2vec2")
-    config = Wav2Vec2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                            conv_dim=(16,), conv_stride=(320,), conv_kernel=(400,), num_conv_pos_embeddings=4,
-                            num_conv_pos_embedding_groups=2)  # fmt: skip
-    Wav2Vec2Model(config).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor().save_pretrained(folder)
-    return folder
-
-
 def overrides_for(path, text, corpus_root, output_folder, hf_folder=None):
     recipe = path.parts[-3]
     overrides = {"data_folder": str(corpus_root / CORPUS_FOLDER.get(recipe, "")), "output_folder": str(output_folder)}
@@ -97,13 +83,13 @@ def test_the_glob_finds_every_recipe():
 
 
 @pytest.mark.parametrize("path", YAMLS, ids=str)
-def test_yaml_loads_and_builds_its_objects(path, tiny_corpus, tiny_hf_folder, tmp_path, monkeypatch):
+def test_yaml_loads_and_builds_its_objects(path, tiny_corpus, tiny_wav2vec2, tmp_path, monkeypatch):
     root, _ = tiny_corpus
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # Loading runs the YAML's seed_everything, which sets this for the whole process: undo it afterwards.
     monkeypatch.setenv("SB_GLOBAL_SEED", "0")
     text = (REPO / path).read_text()
-    hparams = load_recipe_hparams(REPO / path, overrides_for(path, text, root, tmp_path / "out", tiny_hf_folder))
+    hparams = load_recipe_hparams(REPO / path, overrides_for(path, text, root, tmp_path / "out", tiny_wav2vec2))
 
     assert hparams["output_folder"] == str(tmp_path / "out")
     assert "<seed>" in re.search(r"^output_folder:.*$", text, re.MULTILINE).group(0), "output_folder must name the seed"
