@@ -75,14 +75,15 @@ def load_pretrained(hparams):
     source, modules = hparams.get("pretrained_source"), hparams.get("pretrained_modules")
     if not source or not modules:
         return
-    sb.utils.distributed.run_on_main(_collect, args=[modules, source])
+    if sb.utils.distributed.is_distributed_initialized():
+        # The main process first, so that a hub download happens once; the others wait, then read its files.
+        sb.utils.distributed.run_on_main(_collect, args=[modules, source])
     paths = load_speechbrain_modules(modules, source)
     logger.info("loaded %s from %s", ", ".join(f"{k} ({v})" for k, v in paths.items()), source)
 
 
 def _collect(modules, source):
-    # On the main process first, so that a hub download happens once.
-    load_speechbrain_modules(modules, source)
+    load_speechbrain_modules(modules, source)  # returns nothing: run_on_main broadcasts a return value
 
 
 def run_experiment(brain_class, dataio_prepare, argv):
