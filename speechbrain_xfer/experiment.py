@@ -8,8 +8,12 @@ A recipe's ``train.py`` defines its Brain (or imports one) and its
 
 which runs, in SpeechBrain's usual order: ``sb.parse_arguments``, DDP
 initialization, ``load_hyperpyyaml`` (an override of a key that the YAML does
-not have is an error naming the key and the file), the experiment folder,
-``dataio_prepare``, the pretrained weights (``pretrained_source`` and
+not have is an error naming the key and the file, and so is a missing
+:data:`REQUIRED_KEYS` key), the experiment folder, ``dataio_prepare`` with the
+check of every manifest item and audio file before training
+(:mod:`speechbrain_xfer.data.validation`; options :data:`DATA_CHECK_KEYS`,
+which any recipe takes on the command line, e.g. ``--skip_bad_items=True``,
+even when its YAML does not have them), the pretrained weights (``pretrained_source`` and
 ``pretrained_modules``), the frozen-encoder feature cache (``feature_cache``,
 when the encoder stays frozen and nothing augments the audio), ``fit``, a single
 ``evaluate`` on the test split with the best validation checkpoint, and
@@ -19,15 +23,28 @@ which ``sbx curve`` reads).
 
 import logging
 import os
+import re
 import time
 
 import speechbrain as sb
+import yaml
 from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_xfer.data.feature_cache import add_feature_cache, feature_cache_applies
+from speechbrain_xfer.data.validation import ManifestError, manifest_checks
+from speechbrain_xfer.encoders.errors import PretrainedSourceError
 from speechbrain_xfer.encoders.speechbrain_pretrained import load_speechbrain_modules
 
 logger = logging.getLogger(__name__)
+
+
+REQUIRED_KEYS = ("output_folder", "save_folder", "data_folder", "train_csv", "valid_csv", "test_csv", "modules",
+                 "opt_class", "epoch_counter", "checkpointer", "train_dataloader_opts", "valid_dataloader_opts",
+                 "test_dataloader_opts")  # fmt: skip
+"""The keys :func:`run_experiment` and the recipes' ``dataio_prepare`` need in every recipe YAML."""
+
+DATA_CHECK_KEYS = {"skip_bad_items": False, "min_duration": 0.1}
+"""Options of the check before training, with their defaults: in the YAML, or on the command line."""
 
 
 class RecipeConfigError(ValueError):
@@ -70,6 +87,92 @@ def load_recipe_hparams(hparams_file, overrides=None):
                                 f"line, e.g. --{key}=...") from err  # fmt: skip
 
 
+class MissingKeyError(RecipeConfigError, KeyError):
+    """A key that the recipe reads is not in its YAML (a ``KeyError`` too, for code that expects one)."""
+
+    __str__ = ValueError.__str__  # KeyError's would print the message in quotes
+
+
+class RecipeHparams(dict):
+    """The loaded YAML, for a recipe's ``dataio_prepare``: reading a key it lacks names the key and the file.
+
+    Example
+    -------
+    >>> hparams = RecipeHparams({"lr": 0.1}, "x.yaml")
+    >>> hparams.get("targets"), hparams["lr"]
+    (None, 0.1)
+    >>> try:
+    ...     hparams["targets"]
+    ... except MissingKeyError as err:
+    ...     print(err)
+    x.yaml: missing required key 'targets' (the recipe reads it); add it to the YAML
+    """
+
+    def __init__(self, values, hparams_file):
+        super().__init__(values)
+        self.hparams_file = hparams_file
+
+    def __missing__(self, key):
+        raise MissingKeyError(f"{self.hparams_file}: missing required key {key!r} (the recipe reads it); "
+                              f"add it to the YAML")  # fmt: skip
+
+
+def check_required_keys(hparams, hparams_file):
+    """Raises a :class:`RecipeConfigError` naming every :data:`REQUIRED_KEYS` key missing from the YAML.
+
+    Example
+    -------
+    >>> try:
+    ...     check_required_keys({"output_folder": "out"}, "x.yaml")
+    ... except RecipeConfigError as err:
+    ...     print(str(err)[:60])
+    x.yaml: missing required keys: 'save_folder', 'data_folder',
+    """
+    missing = [key for key in REQUIRED_KEYS if key not in hparams]
+    if missing:
+        raise RecipeConfigError(f"{hparams_file}: missing required keys: {', '.join(map(repr, missing))}; "
+                                f"add them (see recipes/SynthSpeech/KWS/hparams/scratch.yaml)")  # fmt: skip
+
+
+def split_data_check_overrides(hparams_file, overrides):
+    """Takes the :data:`DATA_CHECK_KEYS` that the YAML does not have out of the command-line overrides.
+
+    Returns the value of each such key (given, or its default) and the other overrides. Keys that the YAML
+    has stay overrides, so that the keys referring to them see the new value.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.yaml")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("lr: 0.1\\nmin_duration: 0.5\\n")
+    >>> split_data_check_overrides(path, "lr: 0.2\\nskip_bad_items: True\\nmin_duration: 1.0")
+    ({'skip_bad_items': True}, 'lr: 0.2\\nmin_duration: 1.0')
+    """
+    with open(hparams_file) as f:
+        text = f.read()
+    in_yaml = {key for key in DATA_CHECK_KEYS if re.search(rf"^{key}\s*:", text, re.MULTILINE)}
+    options, kept = {}, []
+    for line in (overrides or "").splitlines():
+        key = line.split(":", 1)[0].strip()
+        if key in DATA_CHECK_KEYS and key not in in_yaml:
+            options[key] = yaml.safe_load(line)[key]
+        else:
+            kept.append(line)
+    options = {**{k: v for k, v in DATA_CHECK_KEYS.items() if k not in in_yaml}, **options}
+    return options, "\n".join(kept)
+
+
+def _data_check_options(hparams, hparams_file):
+    skip, min_duration = hparams["skip_bad_items"], hparams["min_duration"]
+    if not isinstance(skip, bool):
+        raise RecipeConfigError(f"{hparams_file}: skip_bad_items must be True or False, not {skip!r}")
+    if isinstance(min_duration, bool) or not isinstance(min_duration, (int, float)) or min_duration < 0:
+        raise RecipeConfigError(f"{hparams_file}: min_duration must be a number of seconds >= 0, "
+                                f"not {min_duration!r}")  # fmt: skip
+    return {"skip_bad_items": skip, "min_duration": float(min_duration)}
+
+
 def load_pretrained(hparams):
     """Loads ``pretrained_modules`` from ``pretrained_source``, when the YAML has both."""
     source, modules = hparams.get("pretrained_source"), hparams.get("pretrained_modules")
@@ -90,14 +193,21 @@ def run_experiment(brain_class, dataio_prepare, argv):
     """Runs a recipe from its command line; returns the Brain after testing, and the datasets."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     sb.utils.distributed.ddp_init_group(run_opts)
+    data_check, overrides = split_data_check_overrides(hparams_file, overrides)
     try:
-        hparams = load_recipe_hparams(hparams_file, overrides)
+        hparams = RecipeHparams({**load_recipe_hparams(hparams_file, overrides), **data_check}, hparams_file)
+        check_required_keys(hparams, hparams_file)
+        data_check = _data_check_options(hparams, hparams_file)
     except RecipeConfigError as err:
         raise SystemExit(f"error: {err}") from None
     sb.create_experiment_directory(hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides)
 
-    datasets = dataio_prepare(hparams)
-    load_pretrained(hparams)
+    try:
+        with manifest_checks(**data_check, progress=not run_opts.get("noprogressbar")):
+            datasets = dataio_prepare(hparams)
+        load_pretrained(hparams)
+    except (RecipeConfigError, ManifestError, PretrainedSourceError) as err:
+        raise SystemExit(f"error: {err}") from None
     if hparams.get("feature_cache") and feature_cache_applies(hparams):
         add_feature_cache(list(datasets.values()), hparams["feature_cache"], hparams["encoder"],
                           hparams.get("compute_features"), hparams.get("mean_var_norm"))  # fmt: skip

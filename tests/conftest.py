@@ -20,7 +20,7 @@ def tiny_corpus(tmp_path_factory):
     return root, reports
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def small_manifest():
     """Writes the first ``per_class`` training rows of each class to ``out_csv``."""
 

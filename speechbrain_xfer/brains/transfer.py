@@ -35,7 +35,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from speechbrain_xfer.brains.schedules import LayerSchedule, encoder_layers, layerwise_param_groups
-from speechbrain_xfer.data.feature_cache import frame_lengths
+from speechbrain_xfer.checkpoints import is_plain_checkpointer, load_rng_states, save_rng_states
+from speechbrain_xfer.lobes.inference import encode_waveforms
 
 logger = logging.getLogger(__name__)
 
@@ -104,30 +105,17 @@ class TransferBrain(sb.Brain):
         return terms
 
     def encode(self, batch, stage):
-        """Waveforms to encoder outputs: augmentation, features, normalization, encoder.
+        """Waveforms to encoder outputs: augmentation (training only), then :func:`encode_waveforms`.
 
         Returns the outputs, the encoder's input, the input's relative lengths
-        and the outputs' ones, exact to the frame where the front end and the
-        encoder say how they subsample (``frame_lengths``, ``output_lengths``):
-        relative lengths are not kept by a strided encoder, and pooling or the
-        CTC loss would otherwise count a padding frame or drop a real one.
+        and the outputs' ones, exact to the frame.
         """
         wavs, lens = batch.sig
         augment = getattr(self.hparams, "wav_augment", None)
         if stage == sb.Stage.TRAIN and augment is not None:
             wavs, lens = augment(wavs, lens)
-        x = wavs
-        compute_features = getattr(self.hparams, "compute_features", None)
-        if compute_features is not None:
-            x = compute_features(wavs)
-            lens = frame_lengths(compute_features, lens, wavs.shape[1], x.shape[1])
-            if getattr(self.hparams, "mean_var_norm", None) is not None:
-                x = self.hparams.mean_var_norm(x, lens)
-        encoder = self.modules.encoder
-        features = encoder(x, lens)
-        module = encoder.module if isinstance(encoder, DistributedDataParallel) else encoder
-        output_lens = module.output_lengths(lens, x.shape[1]) if hasattr(module, "output_lengths") else lens
-        return features, x, lens, output_lens
+        return encode_waveforms(self.modules.encoder, wavs, lens, getattr(self.hparams, "compute_features", None),
+                                getattr(self.hparams, "mean_var_norm", None))  # fmt: skip
 
     def compute_task_loss(self, outputs, batch, stage):
         """The task's own loss L(y, f_w(x)); implemented by task Brains."""
@@ -211,6 +199,18 @@ class TransferBrain(sb.Brain):
         # A resumed run keeps the history (and time) of the epochs before the interruption.
         with open(f"{path}.history.json", "w") as f:
             json.dump({"valid_history": self.valid_history, "train_time_s": self._train_time()}, f)
+        # ... and draws the same dropout masks and augmentations as a run that was never interrupted.
+        save_rng_states(f"{path}.rng.pt")
+        self._warn_if_plain_checkpointer()
+
+    _warned_plain_checkpointer = False
+
+    def _warn_if_plain_checkpointer(self):
+        if is_plain_checkpointer(self.checkpointer) and not TransferBrain._warned_plain_checkpointer:
+            TransferBrain._warned_plain_checkpointer = True
+            logger.warning("The checkpointer is SpeechBrain's Checkpointer, which a kill during a save leaves with a "
+                           "half-written checkpoint that fails on resume; use "
+                           "speechbrain_xfer.checkpoints.AtomicCheckpointer in the YAML instead")  # fmt: skip
 
     @sb.utils.checkpoints.mark_as_loader
     def _recover(self, path, end_of_epoch):
@@ -223,7 +223,52 @@ class TransferBrain(sb.Brain):
                 # shorten the history to that checkpoint's epoch.
                 self.valid_history = [tuple(item) for item in saved["valid_history"]]
                 self._previous_train_time = saved["train_time_s"]
+                if os.path.isfile(f"{path}.rng.pt"):  # absent from checkpoints saved before RNG states were
+                    load_rng_states(f"{path}.rng.pt")
                 self._history_recovered = True
+
+    # -- non-finite losses and gradients ---------------------------------
+    _nonfinite_loss = False
+
+    def check_loss_isfinite(self, loss):
+        """Counts a batch whose loss is NaN or inf; ``check_gradients`` then skips its step.
+
+        Called by ``fit_batch`` before ``backward``. SpeechBrain's version
+        counts too, but its message names neither the count nor the option.
+        """
+        if not torch.isfinite(loss):
+            self._nonfinite_loss = True
+            self._count_nonfinite_batch("loss")
+
+    def check_gradients(self):
+        """Skips the whole step when its loss or any gradient is not finite: every gradient is dropped.
+
+        SpeechBrain drops only the non-finite gradients and steps the other
+        parameters, and a NaN loss with finite gradients (e.g. a NaN that does
+        not depend on the weights) would still update them. Called by
+        ``optimizers_step`` while ``skip_nonfinite_grads`` is on (the default
+        here), after clipping.
+        """
+        grads = ((name, p.grad) for name, p in self.modules.named_parameters() if p.grad is not None)
+        bad = [name for name, grad in grads if not grad.isfinite().all()]
+        if bad and not self._nonfinite_loss:
+            self._count_nonfinite_batch(f"gradient of {bad[0]}" + (f" (and {len(bad) - 1} more)" if bad[1:] else ""))
+        if bad or self._nonfinite_loss:
+            for param in self.modules.parameters():
+                param.grad = None
+        self._nonfinite_loss = False
+
+    def _count_nonfinite_batch(self, what):
+        self.nonfinite_count += 1
+        if self.nonfinite_count > self.nonfinite_patience:
+            raise ValueError(f"Training stopped: the {what} was not finite (NaN or inf) at batch {self.step}, "
+                             f"making {self.nonfinite_count} such batches in this epoch, more than nonfinite_patience="
+                             f"{self.nonfinite_patience}. Lower the learning rate or check the data; to tolerate more "
+                             f"bad batches per epoch, set nonfinite_patience in the YAML or --nonfinite_patience on "
+                             f"the command line.")  # fmt: skip
+        logger.warning(f"The {what} is not finite at batch {self.step}: step skipped ({self.nonfinite_count} such "
+                       f"batches in this epoch; training stops after more than nonfinite_patience="
+                       f"{self.nonfinite_patience})")  # fmt: skip
 
     def _train_time(self):
         started = getattr(self, "_fit_started", None)

@@ -6,18 +6,23 @@ import os
 import speechbrain as sb
 import torch
 from speechbrain.dataio.encoder import CategoricalEncoder, CTCTextEncoder
+from speechbrain.dataio.preprocess import AudioNormalizer
 from speechbrain.tokenizers.SentencePiece import SentencePiece
 
+# ManifestError is defined with the checks that raise most of them; it is imported from here too.
+from speechbrain_xfer.data.validation import SAMPLE_RATE, ManifestError, check_manifests
 
-class ManifestError(ValueError):
-    """A manifest that cannot be used as it is."""
 
+def _audio_datasets(data_folder, csv_files, save_folder, label_columns=(), class_columns=()):
+    """``{split: DynamicItemDataset}`` from the manifests, each item's audio as ``sig``, and the manifests read.
 
-def _audio_datasets(data_folder, csv_files):
-    """``{split: DynamicItemDataset}`` from the manifests, each item's audio as ``sig``."""
+    These are ``csv_files``, or, when :func:`~speechbrain_xfer.data.validation.manifest_checks` skips bad
+    items, copies without them: whatever else reads the manifests (labels, tokenizer) must read those.
+    """
     for split, path in csv_files.items():
         if not os.path.isfile(path):
             raise ManifestError(f"the {split} manifest {path} does not exist; prepare the data first")
+    csv_files = check_manifests(csv_files, data_folder, save_folder, label_columns, class_columns)
     datasets = {
         split: sb.dataio.dataset.DynamicItemDataset.from_csv(path, replacements={"data_root": data_folder})
         for split, path in csv_files.items()
@@ -26,10 +31,34 @@ def _audio_datasets(data_folder, csv_files):
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
     def audio_pipeline(wav):
-        return sb.dataio.dataio.read_audio(wav)
+        return read_mono_16k(wav)
 
     sb.dataio.dataset.add_dynamic_item(list(datasets.values()), audio_pipeline)
-    return datasets
+    return datasets, csv_files
+
+
+_TO_16K_MONO = AudioNormalizer(sample_rate=SAMPLE_RATE, mix="avg-to-mono")
+
+
+def read_mono_16k(path):
+    """The audio of ``path`` as a 1-D tensor at 16 kHz, channels averaged.
+
+    Files at other rates or with several channels are converted as they are read, with SpeechBrain's
+    ``AudioNormalizer``; the check before training (:mod:`speechbrain_xfer.data.validation`) logs how many.
+
+    Example
+    -------
+    >>> import numpy as np, soundfile
+    >>> path = getfixture("tmp_path") / "stereo.wav"
+    >>> soundfile.write(path, np.ones((44100, 2)) * [0.5, 0.1], 44100)
+    >>> audio = read_mono_16k(str(path))
+    >>> audio.shape, round(float(audio[8000]), 3)
+    (torch.Size([16000]), 0.3)
+    """
+    audio, rate = sb.dataio.audio_io.load(path, channels_first=False)
+    if rate == SAMPLE_RATE and audio.shape[1] == 1:
+        return audio[:, 0]
+    return _TO_16K_MONO(audio, rate)
 
 
 def _labels_in(path, column):
@@ -62,7 +91,7 @@ def classification_datasets(data_folder, csv_files, targets, save_folder):
     label_encoders : dict
         ``{target: CategoricalEncoder}``, built from the training manifest.
     """
-    datasets = _audio_datasets(data_folder, csv_files)
+    datasets, csv_files = _audio_datasets(data_folder, csv_files, save_folder, targets, targets)
     label_encoders = {}
     os.makedirs(save_folder, exist_ok=True)
     for target in targets:
@@ -270,7 +299,7 @@ def asr_datasets(data_folder, csv_files, save_folder, tokenizer="char", vocab_si
         ``encode(text)``, ``decode(ids)``, ``blank_index``, ``vocabulary()``
         and ``len()``.
     """
-    datasets = _audio_datasets(data_folder, csv_files)
+    datasets, csv_files = _audio_datasets(data_folder, csv_files, save_folder, [TRANSCRIPT])
     for path in csv_files.values():
         _transcripts(path)
     os.makedirs(save_folder, exist_ok=True)

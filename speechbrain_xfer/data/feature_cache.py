@@ -53,6 +53,8 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.data_pipeline import CachedDynamicItem
 
+from speechbrain_xfer.data.dataio import read_mono_16k
+
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
@@ -198,9 +200,9 @@ class FrozenEncoderCache(CachedDynamicItem):
     def encode(self, wav):
         """The front end's output for one utterance, alone, in eval mode: a ``(time, dim)`` CPU tensor.
 
-        The audio is read as ``classification_datasets`` reads ``sig`` (``read_audio``, no resampling).
+        The audio is read as the datasets read ``sig`` (``read_mono_16k``: 16 kHz, down-mixed).
         """
-        x = sb.dataio.dataio.read_audio(wav).unsqueeze(0)
+        x = read_mono_16k(wav).unsqueeze(0)
         with torch.no_grad(), _eval_mode(m for m in self.front_end.values() if m is not None):
             for role in ("compute_features", "mean_var_norm", "encoder"):
                 module = self.front_end[role]

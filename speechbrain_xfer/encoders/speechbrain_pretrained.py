@@ -6,6 +6,7 @@ from huggingface_hub.errors import EntryNotFoundError, HFValidationError
 from speechbrain.utils.parameter_transfer import Pretrainer
 
 from speechbrain_xfer.encoders.errors import PretrainedSourceError
+from speechbrain_xfer.encoders.parameter_transfer import checked_parameter_transfer, uses_plain_transfer
 
 
 def load_speechbrain_modules(modules, source, files=None, savedir=None):
@@ -14,7 +15,10 @@ def load_speechbrain_modules(modules, source, files=None, savedir=None):
     This is how a SpeechBrain recipe fine-tunes from a pretrained model (e.g. the ``embedding_model.ckpt`` of
     ``speechbrain/spkrec-ecapa-voxceleb``): the modules are built from the recipe's hyperparameters, then each
     one gets the ``state_dict`` saved in ``<source>/<name>.ckpt``. The transfer is SpeechBrain's usual non-strict
-    one: keys that do not match are logged as warnings, not raised.
+    one (keys that do not match are logged as warnings), except that a file that cannot be read, a tensor of
+    another shape, or a checkpoint that supplies less than half of a module's weights is an error
+    (:func:`~speechbrain_xfer.encoders.parameter_transfer.checked_parameter_transfer`): loading nothing and
+    training from random weights without a word is the worst outcome.
 
     Arguments
     ---------
@@ -37,8 +41,8 @@ def load_speechbrain_modules(modules, source, files=None, savedir=None):
     Raises
     ------
     PretrainedSourceError
-        If a file is missing (naming the file and the module), or the hub repo cannot be reached or, offline,
-        is not in the HF cache.
+        If a file is missing or malformed (naming the file and the module), or the hub repo cannot be reached
+        or, offline, is not in the HF cache.
 
     Example
     -------
@@ -82,7 +86,9 @@ def load_speechbrain_modules(modules, source, files=None, savedir=None):
             )
         paths[name] = os.path.expanduser(path) if is_local else path
 
-    pretrainer = Pretrainer(collect_in=savedir, loadables=modules, paths=paths)
+    # Modules with a transfer hook of their own keep it; the others get the plain transfer, with checks.
+    checked = {name: checked_parameter_transfer(name) for name, obj in modules.items() if uses_plain_transfer(obj)}
+    pretrainer = Pretrainer(collect_in=savedir, loadables=modules, paths=paths, custom_hooks=checked)
     try:
         collected = pretrainer.collect_files()
     except (OSError, ValueError, EntryNotFoundError, HFValidationError) as err:

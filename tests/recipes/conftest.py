@@ -1,17 +1,12 @@
 """Recipe runs as subprocesses, and the pretrained encoder that the task recipes start from (built once)."""
 
 import csv
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "SynthSpeech"
-# One thread: these tests share the machine with other work, and the models are tiny anyway.
-RECIPE_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+from recipe_runs import CORPUS, RECIPE_ENV, RECIPES, TINY_TRAINING
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +60,26 @@ def tiny_wav2vec2(tmp_path_factory):
     Wav2Vec2Model(config).save_pretrained(folder)
     Wav2Vec2FeatureExtractor().save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_corpus, pretrained_encoder, tmp_path_factory, run_recipe):
+    """``trained(task, method)``: the folder holding ``run``, the output folder of that SynthSpeech recipe run
+    (a few steps on the tiny corpus), run once per session."""
+    root, _ = tiny_corpus
+    folders = {}
+
+    def get(task, method):
+        if (task, method) not in folders:
+            out = tmp_path_factory.mktemp(f"{task}-{method}")
+            args = ["--data_folder", root / CORPUS[task], "--output_folder", out / "run", *TINY_TRAINING]
+            if method != "scratch":
+                args += ["--pretrained_source", pretrained_encoder]
+            if method == "frozen" and task != "ASR":  # this run's own cache, not the corpus-wide default
+                args += ["--feature_cache", out / "feature_cache"]
+            result = run_recipe(task, f"{method}.yaml", *args)
+            assert result.returncode == 0, result.stderr[-4000:]
+            folders[task, method] = out
+        return folders[task, method]
+
+    return get

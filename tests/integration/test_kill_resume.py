@@ -1,0 +1,122 @@
+"""A real recipe killed (SIGKILL) at random points, some in the middle of a checkpoint save, then resumed.
+
+After each kill the identical command runs again, until one finishes; the run
+must end with the weights, optimizer states, validation scores and L2-SP
+anchors of the same command never interrupted.
+"""
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from speechbrain_xfer.encoders.conv import ConvEncoder
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVER = Path(__file__).with_name("kill_resume_driver.py")
+TRAIN = ROOT / "recipes" / "SynthSpeech" / "KWS" / "train.py"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+# Kills in a save (at the N-th file a process saves) alternate with kills at a random time; the seed fixes them.
+KILLS = ("save", "time", "save", "time")
+SEED = 20240611
+
+
+@pytest.fixture
+def pretrained(tmp_path):
+    """A stand-in for the pretraining recipe's export: an encoder of the KWS recipe's architecture."""
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    torch.manual_seed(123)
+    encoder = ConvEncoder(40, channels=[128, 192, 192], strides=[2, 1, 1], rnn_dim=160, dropout=0.15)
+    torch.save(encoder.state_dict(), folder / "encoder.ckpt")
+    return folder
+
+
+def command(kill_after, data, pretrained, out):
+    return [sys.executable, str(DRIVER), str(kill_after), str(TRAIN), "hparams/l2sp.yaml", "--data_folder", str(data),
+            "--pretrained_source", str(pretrained), "--output_folder", str(out), "--number_of_epochs", "3",
+            "--steps_per_epoch", "3", "--batch_size", "4", "--noprogressbar"]  # fmt: skip
+
+
+def run(args, kill_after_s=None):
+    """Runs to the end, or SIGKILLs the process after ``kill_after_s``; returns (returncode, stdout, stderr)."""
+    proc = subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=kill_after_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return proc.returncode, out, err
+
+
+def final_state(out):
+    """The newest checkpoint's files (weights, optimizers, anchors, counters) and the run's summary."""
+    folders = list((out / "save").glob("CKPT+*"))
+    newest = max(folders, key=lambda f: yaml.safe_load((f / "CKPT.yaml").read_text())["unixtime"])
+    # torch.save writes zip archives; the epoch counter, the Brain's step counts and the data loader, YAML text.
+    state = {p.stem: torch.load(p, weights_only=True) if zipfile.is_zipfile(p) else p.read_text()
+             for p in newest.glob("*.ckpt")}  # fmt: skip
+    return state, json.loads((out / "summary.json").read_text())
+
+
+def max_difference(a, b, where="state"):
+    """Largest absolute difference between two nested states; their structure must match."""
+    if isinstance(a, torch.Tensor):
+        return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), f"{where}: keys differ"
+        return max((max_difference(a[k], b[k], f"{where}.{k}") for k in a), default=0.0)
+    if isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{where}: lengths differ"
+        return max((max_difference(x, y, where) for x, y in zip(a, b)), default=0.0)
+    assert a == b, f"{where}: {a!r} != {b!r}"
+    return 0.0
+
+
+def test_killed_and_resumed_run_ends_like_the_uninterrupted_one(tiny_corpus, pretrained, tmp_path):
+    data = tiny_corpus[0] / "words" / "target"
+    started = time.perf_counter()
+    code, stdout, stderr = run(command(0, data, pretrained, tmp_path / "reference"))
+    duration = time.perf_counter() - started
+    assert code == 0, stderr[-4000:]
+    saves_per_run = int(re.search(r"torch.save calls: (\d+)", stdout).group(1))
+
+    rng, out, log = random.Random(SEED), tmp_path / "killed", []
+    for kind in KILLS:
+        if kind == "save":
+            n = rng.randint(1, saves_per_run // 2)  # in the first half: a resumed process saves less
+            code, _, stderr = run(command(n, data, pretrained, out))
+        else:
+            delay = rng.uniform(0.4, 1.0) * duration  # the first ~40% is mostly imports
+            code, _, stderr = run(command(0, data, pretrained, out), kill_after_s=delay)
+            n = f"{delay:.1f}s"
+        log.append((kind, n, code))
+        assert code in (0, -9), f"{log}: {stderr[-4000:]}"
+    assert [kind for kind, _, code in log if code == -9].count("save") >= 1, log
+    assert [code for _, _, code in log].count(-9) >= 2, log
+    for _ in range(3):
+        code, _, stderr = run(command(0, data, pretrained, out))
+        if code == 0:
+            break
+    assert code == 0, f"{log}: the resumed run failed: {stderr[-4000:]}"
+
+    (resumed, resumed_summary), (reference, reference_summary) = final_state(out), final_state(tmp_path / "reference")
+    assert max_difference(resumed, reference) <= 1e-6, log
+    assert resumed_summary["valid_history"] == reference_summary["valid_history"]
+    assert resumed_summary["test"] == reference_summary["test"]
+    anchors = {k.removeprefix("anchor__").replace("__", "."): v for k, v in resumed["regularizer_l2sp"].items()
+               if k.startswith("anchor__")}  # fmt: skip
+    pretrained_weights = torch.load(pretrained / "encoder.ckpt", weights_only=True)
+    assert anchors and all(torch.equal(v, pretrained_weights[k]) for k, v in anchors.items())
+    assert not list((out / "save").glob(".*")), "a staging or trash folder was left behind"
