@@ -52,6 +52,7 @@ def _recipes_root(args):
 
 def cmd_curve(args):
     """Runs a grid of recipe runs and writes curves.csv, curves.md and curves.png."""
+    from speechbrain_xfer.curves.forgetting import report_forgetting
     from speechbrain_xfer.curves.grid import TASKS, check_inputs, grid, parse_shots, run_grid
     from speechbrain_xfer.curves.report import read_summaries, write_report
 
@@ -70,7 +71,9 @@ def cmd_curve(args):
     start = time.perf_counter()
     failed = run_grid(runs, recipes, args.data, args.pretrained, jobs=args.jobs,
                       extra_overrides=shlex.split(args.recipe_args))  # fmt: skip
-    rows = write_report(read_summaries(runs), args.out, methods_order=methods)
+    summaries = read_summaries(runs)
+    rows = write_report(summaries, args.out, methods_order=methods)
+    report_forgetting(runs, summaries, args.pretrained, args.data, args.out)
     logger.info("%d runs reported in %s (curves.csv, curves.md, curves.png) after %.0f s",
                 len(rows), args.out, time.perf_counter() - start)  # fmt: skip
     if failed:
@@ -84,6 +87,75 @@ def cmd_demo(args):
     from speechbrain_xfer.curves.demo import run_demo
 
     return run_demo(args.out, _synth_options(args), _recipes_root(args), jobs=args.jobs)
+
+
+def cmd_export(args):
+    """Exports a finished recipe run to a folder SpeechBrain's inference classes load."""
+    from speechbrain_xfer.hub.export import ExportError, export_experiment
+
+    try:
+        exported = export_experiment(args.experiment_dir, args.out_dir, repo_id=args.repo_id,
+                                     language=args.language, license=args.license, dataset=args.dataset,
+                                     example=args.example, overwrite=args.overwrite)  # fmt: skip
+    except ExportError as err:
+        raise SystemExit(f"sbx export: {err}") from None
+    print(f"{exported.folder}: loads with {exported.interface} (checked on a test utterance: max |log-prob "
+          f"difference| {exported.max_abs_diff:.2g} from the trained run)")  # fmt: skip
+    return 0
+
+
+def cmd_push(args):
+    """Uploads an exported folder to the Hugging Face Hub."""
+    from speechbrain_xfer.hub.push import PushError, push_export
+
+    try:
+        url = push_export(args.folder, args.repo_id, private=args.private, token=args.token)
+    except PushError as err:
+        raise SystemExit(f"sbx push: {err}") from None
+    print(url)
+    return 0
+
+
+def _run_on_files(args, command):
+    import tempfile
+
+    from speechbrain_xfer.hub.export import ExportError, load_export
+    from speechbrain_xfer.hub.inference import classify_files, format_table, transcribe_files
+
+    with tempfile.TemporaryDirectory() as savedir:
+        try:
+            model = load_export(args.model, savedir=savedir, run_opts={"device": args.device})
+        except ExportError as err:
+            raise SystemExit(f"sbx {command}: {err}") from None
+        if command == "classify":
+            rows, columns = classify_files(model, args.files), ["file", "label", "score"]
+        else:
+            rows, columns = transcribe_files(model, args.files), ["file", "text"]
+    print(json.dumps(rows, indent=1) if args.json else format_table(rows, columns))
+    failed = sum("error" in row for row in rows)
+    if failed:
+        logger.error("%d of %d files could not be %s (see above)", failed, len(rows),
+                     "classified" if command == "classify" else "transcribed")  # fmt: skip
+    return 1 if failed else 0
+
+
+def cmd_classify(args):
+    """Classifies audio files with an exported classifier."""
+    return _run_on_files(args, "classify")
+
+
+def cmd_transcribe(args):
+    """Transcribes audio files with an exported CTC model."""
+    return _run_on_files(args, "transcribe")
+
+
+def _add_inference_parser(commands, name, help_text, func):
+    parser = commands.add_parser(name, help=help_text)
+    parser.add_argument("model", help="an `sbx export` folder or its hub id (user/name)")
+    parser.add_argument("files", nargs="+", help="audio files (any sample rate and channel count)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.set_defaults(func=func)
 
 
 def build_parser():
@@ -119,6 +191,29 @@ def build_parser():
     demo.add_argument("--recipes", default=None, help="recipes/SynthSpeech folder (default: the repository's)")
     _add_synth_options(demo)
     demo.set_defaults(func=cmd_demo)
+
+    export = commands.add_parser("export", help="export a finished recipe run for SpeechBrain's inference classes")
+    export.add_argument("experiment_dir", help="the run's output_folder (hyperparams.yaml, summary.json, save/)")
+    export.add_argument("out_dir", help="the folder to write")
+    export.add_argument("--repo-id", default=None, help="hub id the model card's usage code loads from (user/name)")
+    export.add_argument("--language", default="en", help="model card language (default: en)")
+    export.add_argument("--license", default="apache-2.0", help="model card license (default: apache-2.0)")
+    export.add_argument("--dataset", default=None, help="model card dataset (default: the recipe's)")
+    export.add_argument("--example", default=None,
+                        help="audio file shipped as example.wav (default: a test utterance, SynthSpeech only)")
+    export.add_argument("--overwrite", action="store_true", help="replace out_dir if it exists")
+    export.set_defaults(func=cmd_export)
+
+    push = commands.add_parser("push", help="upload an exported folder to the Hugging Face Hub")
+    push.add_argument("folder", help="an `sbx export` folder")
+    push.add_argument("repo_id", help="user/name")
+    push.add_argument("--private", action="store_true", help="create the repository private")
+    push.add_argument("--token", default=None, help="hub token (default: HF_TOKEN, then the cached login)")
+    push.set_defaults(func=cmd_push)
+
+    _add_inference_parser(commands, "classify", "classify audio files with an exported model", cmd_classify)
+    _add_inference_parser(commands, "transcribe", "transcribe audio files with an exported CTC model",
+                          cmd_transcribe)  # fmt: skip
     return parser
 
 

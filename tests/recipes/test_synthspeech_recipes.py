@@ -6,41 +6,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from recipe_runs import CORPUS, EPOCHS, STEPS_PER_EPOCH, TINY_TRAINING
+
+from speechbrain_xfer.hub.export import exported_interface
 
 pytestmark = pytest.mark.slow
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "SynthSpeech"
-STEPS_PER_EPOCH, EPOCHS = 2, 2
-TINY_TRAINING = ("--number_of_epochs", EPOCHS, "--steps_per_epoch", STEPS_PER_EPOCH, "--batch_size", 4,
-                 "--noprogressbar")  # fmt: skip
-CORPUS = {"KWS": "words/target", "intent": "intent", "emotion": "emotion"}
 TARGETS = {"KWS": ["word"], "intent": ["action", "object", "location"], "emotion": ["emotion"]}
 KWS_METHODS = sorted(p.stem for p in (RECIPES / "KWS" / "hparams").glob("*.yaml"))
 BATCH_NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 OTHER_METHODS = ("scratch", "l2sp", "frozen")  # intent and emotion: the baseline, a regularizer, the feature cache
 RUNS = [("KWS", m) for m in KWS_METHODS] + [(t, m) for t in ("intent", "emotion") for m in OTHER_METHODS]
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_corpus, pretrained_encoder, tmp_path_factory, run_recipe):
-    """``trained(task, method)``: the output folder of that recipe run, run once per module."""
-    root, _ = tiny_corpus
-    folders = {}
-
-    def get(task, method):
-        if (task, method) not in folders:
-            out = tmp_path_factory.mktemp(f"{task}-{method}")
-            args = ["--data_folder", root / CORPUS[task], "--output_folder", out / "run", *TINY_TRAINING]
-            if method != "scratch":
-                args += ["--pretrained_source", pretrained_encoder]
-            if method == "frozen":  # this run's own cache, not the corpus-wide default
-                args += ["--feature_cache", out / "feature_cache"]
-            result = run_recipe(task, f"{method}.yaml", *args)
-            assert result.returncode == 0, result.stderr[-4000:]
-            folders[task, method] = out
-        return folders[task, method]
-
-    return get
 
 
 def read_summary(run_folder):
@@ -62,9 +39,12 @@ def test_pretraining_exports_a_loadable_encoder(pretrained_encoder):
     ewc = torch.load(pretrained_encoder / "ewc.ckpt", weights_only=True)
     fisher = [v for k, v in ewc.items() if k.startswith("fisher__")]
     assert fisher and max(float(f.max()) for f in fisher) == pytest.approx(1.0)  # normalized to its largest entry
-    assert (pretrained_encoder / "source_hyperparams.yaml").is_file()
-    assert "CER" in json.loads((pretrained_encoder / "source_stats.json").read_text())
     summary = read_summary(pretrained_encoder.parent)
+    # The folder is an sbx export: SpeechBrain's EncoderASR loads it (tests/recipes/test_export.py checks its
+    # outputs), and the task recipes fine-tune from it.
+    assert exported_interface(str(pretrained_encoder)) == "EncoderASR"
+    files = {p.name for p in pretrained_encoder.iterdir()}
+    assert {"ctc_head.ckpt", "tokenizer.ckpt", "README.md", "example.wav"} <= files
     assert summary["metric"] == "CER" and summary["higher_is_better"] is False
     assert summary["steps"] == 2  # one epoch of 32 utterances in batches of 16
 
@@ -161,23 +141,18 @@ ASR_METHODS = sorted(p.stem for p in (RECIPES / "ASR" / "hparams").glob("*.yaml"
 
 
 @pytest.mark.parametrize("method", ASR_METHODS)
-def test_asr_recipe_trains_tests_and_summarizes(tiny_corpus, pretrained_encoder, tmp_path, run_recipe, method):
-    root, _ = tiny_corpus
-    args = ["--data_folder", root / "asr" / "target", "--output_folder", tmp_path / "run", *TINY_TRAINING]
-    if method != "scratch":
-        args += ["--pretrained_source", pretrained_encoder]
-    result = run_recipe("ASR", f"{method}.yaml", *args)
-    assert result.returncode == 0, result.stderr[-4000:]
-    summary = read_summary(tmp_path / "run")
+def test_asr_recipe_trains_tests_and_summarizes(trained, pretrained_encoder, method):
+    run = trained("ASR", method) / "run"
+    summary = read_summary(run)
     assert summary["metric"] == "CER" and summary["higher_is_better"] is False
     assert 0.0 <= summary["test"]["CER"] and summary["test"]["WER"] >= 0.0
     assert summary["valid_history"] and summary["steps"] > 0
-    assert (tmp_path / "run" / "wer.txt").is_file()
+    assert (run / "wer.txt").is_file()
     if method != "scratch":
         # The pretrained encoder was loaded: the first checkpoint's encoder (or, for LoRA, its frozen base)
         # started from it, so the frozen run's encoder still equals it.
         if method == "frozen":
-            (ckpt,) = (tmp_path / "run" / "save").glob("CKPT*/encoder.ckpt")
+            (ckpt,) = (run / "save").glob("CKPT*/encoder.ckpt")
             saved = torch.load(ckpt, weights_only=True)
             pretrained = torch.load(pretrained_encoder / "encoder.ckpt", weights_only=True)
             weights = [k for k in pretrained if not k.endswith(BATCH_NORM_BUFFERS)]

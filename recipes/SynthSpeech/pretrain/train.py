@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Pretrains a source encoder on SynthSpeech with CTC, then saves it as a pretrained folder.
+"""Pretrains a source encoder on SynthSpeech with CTC, then exports it.
 
     python train.py hparams/ctc_conv.yaml --data_folder results/demo/data/asr/source
 
-The folder (``export_folder``) holds ``encoder.ckpt`` with the YAML that
-built it, and ``ewc.ckpt``: the anchors and the diagonal Fisher of the
-source task for EWC (the mean squared gradient of the CTC loss over
-``fisher_batches`` training batches, scaled so that its largest entry is 1).
-The task recipes load it with ``--pretrained_source <export_folder>``.
+The export (``export_folder``, written by ``sbx export``'s code) is a folder
+that SpeechBrain's ``EncoderASR`` loads, with ``encoder.ckpt`` (the encoder
+alone), ``ctc_head.ckpt`` and ``tokenizer.ckpt``; here it also holds
+``ewc.ckpt``: the anchors and the diagonal Fisher of the source task for EWC
+(the mean squared gradient of the CTC loss over ``fisher_batches`` training
+batches, scaled so that its largest entry is 1). The task recipes load it
+with ``--pretrained_source <export_folder>``, as they would a hub model.
 """
 
 import sys
@@ -17,8 +19,8 @@ import torch
 
 from speechbrain_xfer.brains import CTCBrain
 from speechbrain_xfer.data.dataio import asr_datasets
-from speechbrain_xfer.encoders.speechbrain_pretrained import save_pretrained_folder
 from speechbrain_xfer.experiment import run_experiment
+from speechbrain_xfer.hub.export import export_experiment
 from speechbrain_xfer.regularization import EWC
 
 
@@ -48,9 +50,6 @@ def source_fisher(brain, dataset):
 if __name__ == "__main__":
     brain, datasets = run_experiment(CTCBrain, dataio_prepare, sys.argv[1:])
     if sb.utils.distributed.if_main_process():
-        save_pretrained_folder(
-            brain.hparams.export_folder,
-            {"encoder": brain.hparams.encoder, "ewc": source_fisher(brain, datasets["train"])},
-            hparams_file=sys.argv[1],
-            test_stats=brain.test_stats,
-        )
+        ewc = source_fisher(brain, datasets["train"])
+        export_experiment(brain.hparams.output_folder, brain.hparams.export_folder, overwrite=True,
+                          extra_files={"ewc.ckpt": ewc.state_dict()})  # fmt: skip
