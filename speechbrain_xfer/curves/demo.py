@@ -11,6 +11,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from speechbrain_xfer.curves.forgetting import report_forgetting
 from speechbrain_xfer.curves.grid import check_inputs, grid, run_grid
 from speechbrain_xfer.curves.report import read_summaries, write_report
 
@@ -66,11 +67,15 @@ def run_demo(out, synth_options, recipes_root, jobs=2):
         failed = scratch_done.result()
     logger.info("scratch runs done (%.0f s since start)", time.perf_counter() - start)
     failed += run_grid(runs, recipes_root, corpus, encoder, jobs=jobs, extra_overrides=["--noprogressbar"])
-    rows = write_report(read_summaries(runs), out, methods_order=DEMO_METHODS)
+    summaries = read_summaries(runs)
+    rows = write_report(summaries, out, methods_order=DEMO_METHODS)
+    report_forgetting(runs, summaries, encoder, corpus, out)
     logger.info("demo done in %.0f s: %d runs in %s (curves.csv, curves.md, curves.png)",
                 time.perf_counter() - start, len(rows), out)  # fmt: skip
-    with open(os.path.join(out, "curves.md")) as f:
-        print(f.read())
+    for report in ("curves.md", "forgetting.md"):
+        if os.path.isfile(os.path.join(out, report)):
+            with open(os.path.join(out, report)) as f:
+                print(f.read())
     if failed:
         logger.error("%d runs failed; run the same command again to retry only them", len(failed))
         return 1
