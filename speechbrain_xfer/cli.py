@@ -53,7 +53,7 @@ def _recipes_root(args):
 def cmd_curve(args):
     """Runs a grid of recipe runs and writes curves.csv, curves.md and curves.png."""
     from speechbrain_xfer.curves.forgetting import report_forgetting
-    from speechbrain_xfer.curves.grid import TASKS, check_inputs, grid, parse_shots, run_grid
+    from speechbrain_xfer.curves.grid import TASKS, check_inputs, grid, parse_shots, prepare_subsets, run_grid
     from speechbrain_xfer.curves.report import read_summaries, write_report
 
     tasks = [t.strip() for t in args.task.split(",")]
@@ -64,6 +64,7 @@ def cmd_curve(args):
     seeds = list(range(1, args.seeds + 1))
     runs = grid(tasks, methods, parse_shots(args.shots), seeds, args.out)
     recipes = _recipes_root(args)
+    prepare_subsets(runs, args.data)
     check_inputs(runs, recipes, args.data)
     if any(m != "scratch" for m in methods) and not os.path.isfile(os.path.join(args.pretrained, "encoder.ckpt")):
         raise SystemExit(f"sbx curve: no pretrained encoder at {args.pretrained} (encoder.ckpt); run the "
@@ -171,8 +172,9 @@ def build_parser():
     synth.set_defaults(func=cmd_synth)
 
     curve = commands.add_parser("curve", help="learning curves: tasks x methods x shots x seeds")
-    curve.add_argument("--task", default="kws", help="comma-separated: kws, intent, emotion (default: kws)")
-    curve.add_argument("--shots", default="1,3,10", help="examples per class, or 'all' (default: 1,3,10)")
+    curve.add_argument("--task", default="kws", help="comma-separated: kws, intent, emotion, asr (default: kws)")
+    curve.add_argument("--shots", default="1,3,10",
+                       help="examples per class (asr: training sentences), or 'all' (default: 1,3,10)")
     curve.add_argument("--methods", default="scratch,finetune,l2sp,frozen",
                        help="recipe YAML names (default: scratch,finetune,l2sp,frozen)")
     curve.add_argument("--seeds", type=int, default=1, help="seeds 1..N (default: 1)")

@@ -25,12 +25,16 @@ class TaskSpec:
 
     recipe: str  # folder under recipes/SynthSpeech
     corpus: str  # folder under the corpus root
+    # "k": shots are examples per class (train_k{N}.csv, written with the corpus); "n": training sentences
+    # (train_n{N}.csv, written by prepare_subsets), for ASR, which has no classes.
+    subset: str = "k"
 
 
 TASKS = {
     "kws": TaskSpec("KWS", "words/target"),
     "intent": TaskSpec("intent", "intent"),
     "emotion": TaskSpec("emotion", "emotion"),
+    "asr": TaskSpec("ASR", "asr/target", subset="n"),
 }
 
 
@@ -81,7 +85,7 @@ def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrid
     spec = TASKS[run.task]
     recipe = os.path.join(recipes_root, spec.recipe)
     data = os.path.join(corpus_root, spec.corpus)
-    train_csv = os.path.join(data, "train.csv" if run.shots == "all" else f"train_k{run.shots}.csv")
+    train_csv = os.path.join(data, "train.csv" if run.shots == "all" else f"train_{spec.subset}{run.shots}.csv")
     command = [
         sys.executable, os.path.join(recipe, "train.py"), os.path.join(recipe, "hparams", f"{run.method}.yaml"),
         "--data_folder", data, "--train_csv", train_csv, "--seed", str(run.seed), "--output_folder", run.folder,
@@ -89,6 +93,21 @@ def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrid
     if run.method != "scratch":
         command += ["--pretrained_source", pretrained_source]
     return command + list(extra_overrides)
+
+
+def prepare_subsets(runs, corpus_root):
+    """Writes the sentence-count training subsets (``train_n{N}.csv``) that the grid's ASR runs need."""
+    from speechbrain_xfer.data.kshot import write_sentence_subsets
+
+    wanted = {}
+    for run in runs:
+        spec = TASKS[run.task]
+        data = os.path.join(corpus_root, spec.corpus)
+        if spec.subset == "n" and run.shots != "all" and os.path.isfile(os.path.join(data, "train.csv")):
+            if not os.path.isfile(os.path.join(data, f"train_n{run.shots}.csv")):
+                wanted.setdefault(data, set()).add(run.shots)
+    for data, sizes in wanted.items():
+        write_sentence_subsets(data, sorted(sizes))
 
 
 def check_inputs(runs, recipes_root, corpus_root):

@@ -78,6 +78,16 @@ def curve_rows(summaries):
     return rows
 
 
+def percent(metric):
+    """How many percent one unit of ``metric`` is: accuracy is a fraction, SpeechBrain's error rates are in %."""
+    return 100.0 if metric == "accuracy" else 1.0
+
+
+def shots_label(task):
+    """What the shots of a task count."""
+    return "training sentences" if task == "asr" else "labeled examples per class"
+
+
 def write_csv(rows, path):
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
@@ -108,8 +118,9 @@ def markdown_tables(rows, methods_order=None):
         shots = sorted({s for cells in by_method.values() for s in cells}, key=_shots_key)
         methods = [m for m in (methods_order or sorted(by_method)) if m in by_method]
         seeds = max(n for cells in by_method.values() for _, _, n in cells.values())
+        unit, scale = ("sentences" if task == "asr" else "shots"), percent(metric)
         lines = [f"### {task}: test {metric} (%), mean +- std over {seeds} seed(s)", "",
-                 "| method | " + " | ".join(f"{s} shots" if s != "all" else "all" for s in shots) + " |",
+                 "| method | " + " | ".join(f"{s} {unit}" if s != "all" else "all" for s in shots) + " |",
                  "|---|" + "---|" * len(shots)]  # fmt: skip
         for method in methods:
             cells = []
@@ -118,7 +129,7 @@ def markdown_tables(rows, methods_order=None):
                     cells.append("")
                     continue
                 mean, std, n = by_method[method][s]
-                cells.append(f"{100 * mean:.1f} +- {100 * std:.1f}" if n > 1 else f"{100 * mean:.1f}")
+                cells.append(f"{scale * mean:.1f} +- {scale * std:.1f}" if n > 1 else f"{scale * mean:.1f}")
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
@@ -138,13 +149,13 @@ def plot_curves(rows, path, methods_order=None):
         for method in methods:
             shots = sorted(by_method[method], key=_shots_key)
             numeric = [s for s in shots if s != "all"]
-            means = [100 * by_method[method][s][0] for s in numeric]
-            stds = [100 * by_method[method][s][1] for s in numeric]
+            means = [percent(metric) * by_method[method][s][0] for s in numeric]
+            stds = [percent(metric) * by_method[method][s][1] for s in numeric]
             (line,) = ax.plot(numeric, means, marker="o", label=method)
             ax.fill_between(numeric, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
                             color=line.get_color(), alpha=0.15)  # fmt: skip
         ax.set_xscale("log")
-        ax.set_xlabel("labeled examples per class")
+        ax.set_xlabel(shots_label(task))
         ax.set_ylabel(f"test {metric} (%)")
         ax.set_title(task)
         ax.grid(alpha=0.3)

@@ -70,3 +70,33 @@ def write_kshot_manifests(folder, label_key, seed, shots=DEFAULT_SHOTS):
             writer = csv.DictWriter(f, fieldnames=fieldnames)
             writer.writeheader()
             writer.writerows(by_id[i] for i in ids)
+
+
+def write_sentence_subsets(folder, sizes, seed=0):
+    """Writes ``train_n{N}.csv`` next to ``train.csv`` in ``folder``: N training utterances each, nested.
+
+    The learning curves of a task without classes (ASR) count training
+    sentences instead of examples per class. The utterances are shuffled once
+    with ``seed`` and each subset takes a prefix of that order, so the smaller
+    sets lie inside the larger ones; a size above the training set's takes it all.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> with open(folder / "train.csv", "w") as f:
+    ...     _ = f.write("ID,transcript\\n" + "".join(f"u{i},text {i}\\n" for i in range(10)))
+    >>> write_sentence_subsets(folder, (2, 5))
+    >>> small, large = ([line.split(",")[0] for line in open(folder / f"train_n{n}.csv")][1:] for n in (2, 5))
+    >>> len(small), len(large), set(small) <= set(large)
+    (2, 5, True)
+    """
+    with open(os.path.join(folder, "train.csv"), newline="") as f:
+        reader = csv.DictReader(f)
+        fieldnames, rows = reader.fieldnames, list(reader)
+    order = np.random.default_rng(seed).permutation(len(rows))
+    for size in sizes:
+        chosen = sorted(order[:size])
+        with open(os.path.join(folder, f"train_n{size}.csv"), "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fieldnames)
+            writer.writeheader()
+            writer.writerows(rows[i] for i in chosen)

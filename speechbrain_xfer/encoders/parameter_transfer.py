@@ -71,7 +71,7 @@ def checked_parameter_transfer(name):
 
 def _read_state_dict(name, path):
     try:
-        state = torch.load(path, map_location="cpu")
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load has no common error type: EOFError, UnpicklingError, RuntimeError, ...
         raise PretrainedSourceError(
             f"cannot read '{path}', the checkpoint of module '{name}' ({type(err).__name__}: {_first_lines(err)}): "

@@ -74,3 +74,24 @@ def test_rerunning_the_grid_runs_nothing(micro_grid):
     assert code == 0, stderr[-4000:]
     assert "4 already done, 0 to run" in stderr
     assert [p.stat().st_mtime_ns for p in summaries] == mtimes
+
+
+def test_asr_curves_count_training_sentences_and_report_cer(tiny_corpus, pretrained_encoder, tmp_path):
+    root, _ = tiny_corpus
+    args = ["--task", "asr", "--shots", "4,8", "--methods", "scratch,finetune", "--seeds", 1, "--jobs", 1, "--data",
+            root, "--pretrained", pretrained_encoder, "--out", tmp_path, "--recipe-args", RECIPE_ARGS]  # fmt: skip
+    code, _, stderr = sbx_curve(*args)
+    assert code == 0, stderr[-4000:]
+    data = root / "asr" / "target"
+    subsets = {n: (data / f"train_n{n}.csv").read_text().splitlines()[1:] for n in (4, 8)}
+    assert len(subsets[4]) == 4 and len(subsets[8]) == 8 and set(subsets[4]) <= set(subsets[8])
+    with open(tmp_path / "curves.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["method"], r["shots"]) for r in rows) == [("finetune", "4"), ("finetune", "8"),
+                                                                ("scratch", "4"), ("scratch", "8")]  # fmt: skip
+    assert all(r["task"] == "asr" and r["metric"] == "CER" and float(r["value"]) >= 0.0 for r in rows)
+    markdown = (tmp_path / "curves.md").read_text()
+    assert "### asr: test CER (%)" in markdown and "| 4 sentences | 8 sentences |" in markdown
+    # CER is already in %: the table shows the values as they are.
+    scratch4 = next(float(r["value"]) for r in rows if r["method"] == "scratch" and r["shots"] == "4")
+    assert f"| scratch | {scratch4:.1f} |" in markdown

@@ -3,7 +3,9 @@ through SpeechBrain's own inference classes, must give the trained Brain's outpu
 
 import csv
 import json
+import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -219,3 +221,32 @@ def test_transcribe_prints_a_table(exported, tiny_corpus, capsys):
     assert main(["transcribe", str(export), *paths]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "file\ttext" and [line.split("\t")[0] for line in lines[1:]] == paths
+
+
+def test_sbx_never_runs_the_folders_custom_interface(exported, tiny_corpus, tmp_path, capsys):
+    _, export = exported("intent")
+    copy = tmp_path / "model"
+    shutil.copytree(export, copy)
+    marker = tmp_path / "custom_interface_ran"
+    (copy / "custom_interface.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    capsys.readouterr()
+    assert main(["classify", str(copy), *test_files(tiny_corpus, "intent", count=1), "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)[0]["label"]) == {"action", "object", "location"}
+    assert not marker.exists()
+
+
+def test_an_export_with_a_crafted_weight_file_is_refused(exported, tmp_path):
+    _, export = exported("KWS")
+    copy = tmp_path / "model"
+    shutil.copytree(export, copy)
+    marker = tmp_path / "payload_ran"
+
+    class RunsCodeWhenLoaded:
+        def __reduce__(self):
+            return pathlib.Path.touch, (marker,)
+
+    state = torch.load(copy / "head.ckpt", weights_only=True)
+    torch.save({**state, "extra": RunsCodeWhenLoaded()}, copy / "head.ckpt")
+    with pytest.raises(Exception, match="(?i)weights.only|unpickl"):
+        EncoderClassifier.from_hparams(source=str(copy), savedir=tmp_path / "savedir")
+    assert not marker.exists()
