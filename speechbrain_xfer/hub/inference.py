@@ -30,6 +30,10 @@ def read_audio_file(model, path):
 def classify_files(model, paths):
     """One row per file: ``{"file", "label", "score"}`` (one label and score per slot for several heads),
     or ``{"file", "error"}``."""
+    return _each_file(model, paths, _classify)
+
+
+def _each_file(model, paths, run):
     rows = []
     for path in paths:
         try:
@@ -37,7 +41,7 @@ def classify_files(model, paths):
         except AudioFileError as err:
             rows.append({"file": str(path), "error": str(err)})
             continue
-        rows.append({"file": str(path), **_classify(model, wav)})
+        rows.append({"file": str(path), **run(model, wav)})
     return rows
 
 
@@ -56,16 +60,12 @@ def _classify(model, wav):
 
 def transcribe_files(model, paths):
     """One row per file: ``{"file", "text"}`` or ``{"file", "error"}``."""
-    rows = []
-    for path in paths:
-        try:
-            wav = read_audio_file(model, path)
-        except AudioFileError as err:
-            rows.append({"file": str(path), "error": str(err)})
-            continue
-        words, _ = model.transcribe_batch(wav.unsqueeze(0), torch.ones(1))
-        rows.append({"file": str(path), "text": str(words[0])})
-    return rows
+    return _each_file(model, paths, _transcribe)
+
+
+def _transcribe(model, wav):
+    words, _ = model.transcribe_batch(wav.unsqueeze(0), torch.ones(1))
+    return {"text": str(words[0])}
 
 
 def format_table(rows, columns):
