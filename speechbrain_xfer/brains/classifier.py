@@ -108,21 +108,9 @@ class UtteranceClassifierBrain(TransferBrain):
             return
         stats, confusions = self.classification_stats()
         stats = {"loss": stage_loss, **stats}
-        if stage == sb.Stage.VALID:
-            self.record_validation(stats["accuracy"])
-            rates = self.anneal_learning_rates(1.0 - stats["accuracy"])
-            if hasattr(self.hparams, "train_logger"):
-                self.hparams.train_logger.log_stats(
-                    {"epoch": epoch, **rates}, train_stats=self.train_stats, valid_stats=stats
-                )
-            if self.checkpointer is not None:
-                self.checkpointer.save_and_keep_only(meta={"accuracy": stats["accuracy"]}, max_keys=["accuracy"])
-            self.valid_stats = stats
-        else:
-            if hasattr(self.hparams, "train_logger"):
-                self.hparams.train_logger.log_stats({"Epoch loaded": self.hparams.epoch_counter.current},
-                                                    test_stats=stats)  # fmt: skip
-            self.test_stats = stats
+        self.end_evaluation(stage, epoch, stats, checkpoint_meta={"accuracy": stats["accuracy"]},
+                            annealing_metric=1.0 - stats["accuracy"])  # fmt: skip
+        if stage == sb.Stage.TEST:
             self._write_confusions(confusions)
 
     def _write_confusions(self, confusions):

@@ -158,22 +158,9 @@ class CTCBrain(TransferBrain):
             "WER": self.wer_metric.summarize("error_rate"),
             "CER": self.cer_metric.summarize("error_rate"),
         }
-        if stage == sb.Stage.VALID:
-            self.record_validation(stats[self.summary_metric])
-            rates = self.anneal_learning_rates(stats[self.summary_metric])
-            if hasattr(self.hparams, "train_logger"):
-                self.hparams.train_logger.log_stats(
-                    {"epoch": epoch, **rates}, train_stats=self.train_stats, valid_stats=stats
-                )
-            if self.checkpointer is not None:
-                self.checkpointer.save_and_keep_only(meta={"WER": stats["WER"], "CER": stats["CER"]},
-                                                     min_keys=[self.summary_metric])
-            self.valid_stats = stats
-        else:
-            if hasattr(self.hparams, "train_logger"):
-                self.hparams.train_logger.log_stats({"Epoch loaded": self.hparams.epoch_counter.current},
-                                                    test_stats=stats)  # fmt: skip
-            self.test_stats = stats
+        self.end_evaluation(stage, epoch, stats, checkpoint_meta={"WER": stats["WER"], "CER": stats["CER"]},
+                            annealing_metric=stats[self.summary_metric])  # fmt: skip
+        if stage == sb.Stage.TEST:
             self._write_wer()
 
     def _write_wer(self):

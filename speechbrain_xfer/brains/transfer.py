@@ -164,6 +164,28 @@ class TransferBrain(sb.Brain):
     summary_metric, higher_is_better = "accuracy", True
     best_checkpoint_key = {"max_key": "accuracy"}
 
+    def end_evaluation(self, stage, epoch, stats, checkpoint_meta, annealing_metric):
+        """The end of a validation or test stage, shared by the task Brains.
+
+        Validation: the history and early stopping (:meth:`record_validation`),
+        learning-rate annealing on ``annealing_metric`` (lower is better), the
+        log, and a checkpoint keeping the best ``summary_metric``. Test: the log.
+        """
+        log = getattr(self.hparams, "train_logger", None)
+        if stage == sb.Stage.VALID:
+            self.record_validation(stats[self.summary_metric])
+            rates = self.anneal_learning_rates(annealing_metric)
+            if log is not None:
+                log.log_stats({"epoch": epoch, **rates}, train_stats=self.train_stats, valid_stats=stats)
+            if self.checkpointer is not None:
+                keep = "max_keys" if self.higher_is_better else "min_keys"
+                self.checkpointer.save_and_keep_only(meta=checkpoint_meta, **{keep: [self.summary_metric]})
+            self.valid_stats = stats
+        else:
+            if log is not None:
+                log.log_stats({"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats)
+            self.test_stats = stats
+
     def record_validation(self, score):
         """Appends ``(optimizer step, score)`` to the history and steps an early stopper.
 

@@ -14,7 +14,6 @@ import logging
 import os
 import tempfile
 
-import speechbrain as sb
 import torch
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.metric_stats import ErrorRateStats
@@ -55,11 +54,13 @@ def source_error_rates(source_export, encoder_states, test_csv, data_folder, pro
     dict
         ``{name: {"CER": float, "WER": float}}``.
     """
+    from speechbrain_xfer.data.dataio import read_mono_16k
     from speechbrain_xfer.hub.export import load_export
 
     with open(test_csv, newline="") as f:
         rows = list(csv.DictReader(f))
-    wavs = [sb.dataio.dataio.read_audio(row["wav"].replace("$data_root", data_folder)) for row in rows]
+    # Read as the recipes' datasets read audio (16 kHz, down-mixed).
+    wavs = [read_mono_16k(row["wav"].replace("$data_root", data_folder)) for row in rows]
     results = {}
     with tempfile.TemporaryDirectory() as savedir:
         asr = load_export(source_export, savedir=savedir)
