@@ -50,37 +50,70 @@ def _recipes_root(args):
     return os.path.join(here, "recipes", "SynthSpeech")
 
 
-def cmd_curve(args):
-    """Runs a grid of recipe runs and writes curves.csv, curves.md and curves.png."""
-    from speechbrain_xfer.curves.forgetting import report_forgetting
-    from speechbrain_xfer.curves.grid import TASKS, check_inputs, grid, parse_shots, prepare_subsets, run_grid
-    from speechbrain_xfer.curves.report import read_summaries, write_report
+def _grid_runs(args, command, out):
+    """``(methods, runs)`` of a ``curve`` or ``tune`` grid in ``out``, checked before any training."""
+    from speechbrain_xfer.curves.grid import TASKS, check_inputs, grid, parse_shots, prepare_subsets
 
     tasks = [t.strip() for t in args.task.split(",")]
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
-        raise SystemExit(f"sbx curve: unknown task(s) {unknown}; choose from {sorted(TASKS)}")
+        raise SystemExit(f"sbx {command}: unknown task(s) {unknown}; choose from {sorted(TASKS)}")
     methods = [m.strip() for m in args.methods.split(",")]
-    seeds = list(range(1, args.seeds + 1))
-    runs = grid(tasks, methods, parse_shots(args.shots), seeds, args.out)
-    recipes = _recipes_root(args)
+    runs = grid(tasks, methods, parse_shots(args.shots), list(range(1, args.seeds + 1)), out)
     prepare_subsets(runs, args.data)
-    check_inputs(runs, recipes, args.data)
+    check_inputs(runs, _recipes_root(args), args.data)
     if any(m != "scratch" for m in methods) and not os.path.isfile(os.path.join(args.pretrained, "encoder.ckpt")):
-        raise SystemExit(f"sbx curve: no pretrained encoder at {args.pretrained} (encoder.ckpt); run the "
+        raise SystemExit(f"sbx {command}: no pretrained encoder at {args.pretrained} (encoder.ckpt); run the "
                          f"pretraining recipe first, or pass --pretrained")  # fmt: skip
+    return methods, runs
+
+
+def _run(args, runs, extra=()):
+    from speechbrain_xfer.curves.grid import run_grid
+
+    return run_grid(runs, _recipes_root(args), args.data, args.pretrained, jobs=args.jobs,
+                    extra_overrides=[*shlex.split(args.recipe_args), *extra])  # fmt: skip
+
+
+def _report_failures(failed):
+    if failed:
+        logger.error("%d runs failed; rerun the same command to retry only them", len(failed))
+        return 1
+    return 0
+
+
+def cmd_curve(args):
+    """Runs a grid of recipe runs and writes curves.csv, curves.md and curves.png."""
+    from speechbrain_xfer.curves.forgetting import report_forgetting
+    from speechbrain_xfer.curves.report import read_summaries, write_report
+
+    methods, runs = _grid_runs(args, "curve", args.out)
     start = time.perf_counter()
-    failed = run_grid(runs, recipes, args.data, args.pretrained, jobs=args.jobs,
-                      extra_overrides=shlex.split(args.recipe_args))  # fmt: skip
+    failed = _run(args, runs)
     summaries = read_summaries(runs)
     rows = write_report(summaries, args.out, methods_order=methods)
     report_forgetting(runs, summaries, args.pretrained, args.data, args.out)
     logger.info("%d runs reported in %s (curves.csv, curves.md, curves.png) after %.0f s",
                 len(rows), args.out, time.perf_counter() - start)  # fmt: skip
-    if failed:
-        logger.error("%d runs failed; rerun the same command to retry only them", len(failed))
-        return 1
-    return 0
+    return _report_failures(failed)
+
+
+def cmd_tune(args):
+    """Runs the grid once per learning rate and writes tuning.csv and tuning.md (chosen on validation)."""
+    from speechbrain_xfer.curves.report import read_summaries
+    from speechbrain_xfer.curves.tuning import lr_folder, tuning_rows, write_tuning_report
+
+    lrs = [lr.strip() for lr in args.lrs.split(",")]
+    grids = {lr: _grid_runs(args, "tune", lr_folder(args.out, lr))[1] for lr in lrs}
+    failed = []
+    for lr, runs in grids.items():
+        logger.info("learning rate %s", lr)
+        failed += _run(args, runs, extra=["--lr", lr])
+    rows = tuning_rows({lr: read_summaries(runs) for lr, runs in grids.items()})
+    chosen = write_tuning_report(rows, lrs, args.out)
+    for (task, method, shots), lr in sorted(chosen.items(), key=str):
+        logger.info("%s %s %s shots: lr %s", task, method, shots, lr)
+    return _report_failures(failed)
 
 
 def cmd_demo(args):
@@ -159,6 +192,23 @@ def _add_inference_parser(commands, name, help_text, func):
     parser.set_defaults(func=func)
 
 
+def _add_grid_options(parser, out, shots):
+    parser.add_argument("--task", default="kws", help="comma-separated: kws, intent, emotion, asr (default: kws)")
+    parser.add_argument("--shots", default=shots,
+                        help=f"examples per class (asr: training sentences), or 'all' (default: {shots})")
+    parser.add_argument("--methods", default="scratch,finetune,l2sp,frozen",
+                        help="recipe YAML names (default: scratch,finetune,l2sp,frozen)")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds 1..N (default: 1)")
+    parser.add_argument("--data", default="results/demo/data", help="SynthSpeech corpus root")
+    parser.add_argument("--pretrained", default="results/demo/pretrain/encoder", help="pretrained encoder folder")
+    parser.add_argument("--out", default=out, help=f"output folder (default: {out})")
+    parser.add_argument("--jobs", type=int, default=2, help="runs side by side (default: 2)")
+    parser.add_argument("--recipes", default=None, help="recipes/SynthSpeech folder (default: the repository's)")
+    parser.add_argument("--recipe-args", default="",
+                        help="extra arguments for every run, written with '=': "
+                             "--recipe-args='--device=cuda:0 --number_of_epochs=5'")
+
+
 def build_parser():
     from speechbrain_xfer.data.synth import TASKS
 
@@ -172,21 +222,13 @@ def build_parser():
     synth.set_defaults(func=cmd_synth)
 
     curve = commands.add_parser("curve", help="learning curves: tasks x methods x shots x seeds")
-    curve.add_argument("--task", default="kws", help="comma-separated: kws, intent, emotion, asr (default: kws)")
-    curve.add_argument("--shots", default="1,3,10",
-                       help="examples per class (asr: training sentences), or 'all' (default: 1,3,10)")
-    curve.add_argument("--methods", default="scratch,finetune,l2sp,frozen",
-                       help="recipe YAML names (default: scratch,finetune,l2sp,frozen)")
-    curve.add_argument("--seeds", type=int, default=1, help="seeds 1..N (default: 1)")
-    curve.add_argument("--data", default="results/demo/data", help="SynthSpeech corpus root")
-    curve.add_argument("--pretrained", default="results/demo/pretrain/encoder", help="pretrained encoder folder")
-    curve.add_argument("--out", default="results/curves", help="output folder (default: results/curves)")
-    curve.add_argument("--jobs", type=int, default=2, help="runs side by side (default: 2)")
-    curve.add_argument("--recipes", default=None, help="recipes/SynthSpeech folder (default: the repository's)")
-    curve.add_argument("--recipe-args", default="",
-                       help="extra arguments for every run, written with '=': "
-                            "--recipe-args='--device=cuda:0 --number_of_epochs=5'")
+    _add_grid_options(curve, out="results/curves", shots="1,3,10")
     curve.set_defaults(func=cmd_curve)
+
+    tune = commands.add_parser("tune", help="the same learning rates for every method, chosen on validation")
+    _add_grid_options(tune, out="results/tuning", shots="10")
+    tune.add_argument("--lrs", default="0.001,0.003", help="head learning rates to try (default: 0.001,0.003)")
+    tune.set_defaults(func=cmd_tune)
 
     demo = commands.add_parser("demo", help="run the offline SynthSpeech demo")
     demo.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")

@@ -35,7 +35,7 @@ from speechbrain_xfer.data.voices import SPLITS, Speaker, make_speakers, split_s
 logger = logging.getLogger(__name__)
 
 TASKS = ("words", "intent", "emotion", "asr")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the broader asr/source grammar
 CHUNK_SIZE = 96
 KEYWORD_CLIP_SECONDS = 1.0
 

@@ -107,12 +107,16 @@ PROSODY = {
 }
 EMOTIONS = tuple(PROSODY)
 
-# A broad-vocabulary grammar for the ASR source corpus.
+# A broad-vocabulary grammar for the ASR source corpus: everyday English,
+# as a read-speech corpus such as LibriSpeech covers it, household words
+# included. The keyword task's words (TARGET_WORDS) stay out of it, but for
+# "on" in "on monday"; no intent phrasing is a sentence of it.
 _ADJ = (
     "old young small large heavy light dark bright quiet loud warm cold "
     "green red blue brown white black empty full clean dirty strong weak "
     "tall short quick slow happy tired angry gentle wooden golden silver "
-    "narrow wide deep simple strange famous careful busy lazy"
+    "narrow wide deep simple strange famous careful busy lazy chinese "
+    "english german korean different new"
 ).split()
 _NOUN = (
     "farmer teacher doctor child woman man soldier sailor baker painter "
@@ -120,13 +124,16 @@ _NOUN = (
     "bridge mountain forest village city table chair window door letter "
     "book bottle box coat hat boat train road garden field stone tree "
     "flower apple bread cheese candle lamp clock mirror ladder bucket rope "
-    "wagon kettle pocket island castle tower market storm cloud"
+    "wagon kettle pocket island castle tower market storm cloud kitchen "
+    "bedroom washroom language music radio heat volume juice newspaper "
+    "shoes socks lights heater blanket"
 ).split()
 _VERB = (
     "carried found lost painted opened closed pushed pulled cleaned "
     "followed watched built broke fixed sold bought dropped lifted moved "
     "counted hid washed caught threw kicked chased visited crossed filled "
-    "emptied covered"
+    "emptied covered changed switched turned brought fetched wanted "
+    "needed used increased decreased"
 ).split()
 _INTRANS = (
     "slept laughed waited shouted smiled arrived vanished danced sang "
@@ -139,6 +146,9 @@ _TIME = (
     "every day", "before dinner", "after the storm", "in winter", "yesterday",
 )  # fmt: skip
 _NAMES = "anna peter maria john lucy david emma oliver sarah thomas".split()
+# Requests and comparisons, in the first and second person.
+_REQUEST_VERB = "bring get fetch change switch use set make turn find open close carry wash".split()
+_COMPARATIVE = "louder quieter warmer colder darker brighter bigger smaller".split()
 
 
 def _np(rng):
@@ -148,10 +158,33 @@ def _np(rng):
     return f"{det} {rng.choice(_NOUN)}"
 
 
+def _request(rng):
+    start = rng.choice(("could you", "please", "i want you to", "you need to", "would you"))
+    noun = rng.choice(_NOUN)
+    what = rng.choice(("it", f"me the {noun}", f"my {noun}", f"the {noun}", f"me a {noun}"))
+    parts = [start, rng.choice(_REQUEST_VERB), what]
+    if rng.random() < 0.5:
+        parts += [rng.choice(_PREP), _np(rng)]
+    return " ".join(parts)
+
+
+def _comparison(rng):
+    subject = rng.choice(("it", "the room", "the music", "the night", _np(rng)))
+    verb = rng.choice(("was", "grew", "seemed", "got", "is", "will be"))
+    degree = rng.choice(("", "much ", "a little ", "even "))
+    if rng.random() < 0.3:
+        return f"{subject} {verb} {degree}{rng.choice(('more', 'less'))} {rng.choice(_ADJ)} {rng.choice(_TIME)}"
+    return f"{subject} {verb} {degree}{rng.choice(_COMPARATIVE)} {rng.choice(_TIME)}"
+
+
 def source_sentence(rng):
     """Draws one sentence of the broad-vocabulary grammar."""
+    form = rng.integers(6)
+    if form == 4:
+        return _request(rng)
+    if form == 5:
+        return _comparison(rng)
     subject = rng.choice(_NAMES) if rng.random() < 0.25 else _np(rng)
-    form = rng.integers(4)
     if form == 0:
         parts = [subject, rng.choice(_VERB), _np(rng), rng.choice(_PREP), _np(rng)]
     elif form == 1:

@@ -95,3 +95,30 @@ def test_asr_curves_count_training_sentences_and_report_cer(tiny_corpus, pretrai
     # CER is already in %: the table shows the values as they are.
     scratch4 = next(float(r["value"]) for r in rows if r["method"] == "scratch" and r["shots"] == "4")
     assert f"| scratch | {scratch4:.1f} |" in markdown
+
+
+def test_tune_runs_every_method_at_every_learning_rate_and_chooses_on_validation(
+    tiny_corpus, pretrained_encoder, tmp_path
+):
+    root, _ = tiny_corpus
+    args = ["--task", "kws", "--shots", "3", "--methods", "scratch,l2sp", "--seeds", 1, "--jobs", 1, "--data", root,
+            "--pretrained", pretrained_encoder, "--out", tmp_path, "--recipe-args", RECIPE_ARGS,
+            "--lrs", "0.01,0.0001"]  # fmt: skip
+    process = subprocess.run([sys.executable, "-m", "speechbrain_xfer.cli", "tune", *map(str, args)],
+                             capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert process.returncode == 0, process.stderr[-4000:]
+    for lr in ("0.01", "0.0001"):
+        for method in ("scratch", "l2sp"):
+            saved = (tmp_path / f"lr{lr}" / "runs" / "kws" / method / "k3" / "seed1" / "hyperparams.yaml").read_text()
+            assert f"lr: {lr}" in [line.split("#")[0].strip() for line in saved.splitlines()]
+    with open(tmp_path / "tuning.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["method"], r["lr"]) for r in rows) == [("l2sp", "0.0001"), ("l2sp", "0.01"),
+                                                             ("scratch", "0.0001"), ("scratch", "0.01")]  # fmt: skip
+    valid = {(r["method"], r["lr"]): float(r["valid"]) for r in rows}
+    markdown = (tmp_path / "tuning.md").read_text()
+    for method in ("scratch", "l2sp"):
+        best = max(("0.01", "0.0001"), key=lambda lr: valid[(method, lr)])
+        assert f"| kws | {method} | 3 |" in markdown
+        assert f"**{valid[(method, best)]:.1f}**" in markdown.split(f"| kws | {method} | 3 |")[1].splitlines()[0]

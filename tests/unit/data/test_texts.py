@@ -37,3 +37,17 @@ def test_emotions_are_four_prosody_classes():
     assert texts.EMOTIONS == ("neutral", "happy", "sad", "angry")
     rates = {e: p[0] for e, p in texts.PROSODY.items()}
     assert rates["sad"] < rates["neutral"] < rates["happy"]
+
+
+def test_source_grammar_covers_everyday_words_but_not_the_keywords():
+    rng = texts.sample_rng(0, "coverage")
+    source = set(texts.vocabulary(texts.source_sentence(rng) for _ in range(2500)))
+    intent_words = set(texts.vocabulary(p for i in texts.INTENTS for p in texts.intent_phrasings(*i)))
+    # A general read-speech source covers most words of the intent phrasings...
+    assert len(intent_words & source) / len(intent_words) > 0.8
+    assert {"kitchen", "lights", "language", "could", "please"} <= source
+    # ...but the keyword task's words stay new ("on" only in "on monday").
+    assert source & set(texts.TARGET_WORDS) == {"on"}
+    # No intent phrasing is itself a source sentence.
+    sentences = {texts.source_sentence(rng) for _ in range(5000)}
+    assert not sentences & {p for i in texts.INTENTS for p in texts.intent_phrasings(*i)}
