@@ -21,7 +21,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 
 import speechbrain as sb
 import torch
@@ -29,8 +28,8 @@ from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.lobes.features import Fbank
 from speechbrain.processing.features import InputNormalization
 from speechbrain.utils.epoch_loop import EpochCounter
+from timed_brain import TimedBrain
 
-from speechbrain_xfer.brains import UtteranceClassifierBrain
 from speechbrain_xfer.data.dataio import classification_datasets
 from speechbrain_xfer.data.feature_cache import add_feature_cache, feature_cache_applies
 from speechbrain_xfer.data.synth import SynthOptions, synthesize_task
@@ -38,20 +37,6 @@ from speechbrain_xfer.encoders.conv import ConvEncoder
 from speechbrain_xfer.lobes import ClassifierHead, MeanMaxPooling
 
 SUBSETS = {"words": ("words/target", "word"), "intent": ("intent", "intent")}
-
-
-class TimedBrain(UtteranceClassifierBrain):
-    """Records the wall time of each training epoch."""
-
-    def on_stage_start(self, stage, epoch=None):
-        super().on_stage_start(stage, epoch)
-        if stage == sb.Stage.TRAIN:
-            self._epoch_start = time.perf_counter()
-
-    def on_stage_end(self, stage, stage_loss, epoch=None):
-        if stage == sb.Stage.TRAIN:
-            self.epoch_times.append(time.perf_counter() - self._epoch_start)
-        super().on_stage_end(stage, stage_loss, epoch)
 
 
 def build(folder, target, save, epochs, cache=None, memory_mb=0):
@@ -77,7 +62,6 @@ def build(folder, target, save, epochs, cache=None, memory_mb=0):
     brain = TimedBrain(modules={"encoder": encoder, "heads": heads}, hparams=hparams,
                        run_opts={"device": "cpu", "noprogressbar": True},
                        opt_class=lambda params: torch.optim.Adam(params, lr=1e-3))  # fmt: skip
-    brain.epoch_times = []
     return brain, datasets
 
 

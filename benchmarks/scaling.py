@@ -27,15 +27,13 @@ import json
 import math
 import multiprocessing
 import os
-import resource
 import shutil
 import tempfile
 import time
 
-import speechbrain as sb
 import torch
+from timed_brain import TimedBrain
 
-from speechbrain_xfer.brains import UtteranceClassifierBrain
 from speechbrain_xfer.data.dataio import prepare_classification
 from speechbrain_xfer.data.synth import SynthOptions, plan_corpus, read_manifest, synthesize_subset
 from speechbrain_xfer.experiment import run_experiment
@@ -43,22 +41,6 @@ from speechbrain_xfer.experiment import run_experiment
 HPARAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "recipes", "SynthSpeech", "KWS",
                        "hparams", "scratch.yaml")  # fmt: skip
 SUBSET = "words/target"
-
-
-class TimedBrain(UtteranceClassifierBrain):
-    """Records the wall time, the batches and the peak RSS of the training stage."""
-
-    def on_stage_start(self, stage, epoch=None):
-        super().on_stage_start(stage, epoch)
-        if stage == sb.Stage.TRAIN:
-            self._epoch_start = time.perf_counter()
-
-    def on_stage_end(self, stage, stage_loss, epoch=None):
-        if stage == sb.Stage.TRAIN:
-            self.epoch_time = time.perf_counter() - self._epoch_start
-            self.epoch_steps = self.step
-            self.train_max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        super().on_stage_end(stage, stage_loss, epoch)
 
 
 def train_one_epoch(argv, threads, result_path, console_path):
@@ -71,7 +53,8 @@ def train_one_epoch(argv, threads, result_path, console_path):
         torch.set_num_threads(threads)
     brain, _ = run_experiment(TimedBrain, prepare_classification, argv)
     with open(result_path, "w") as f:
-        json.dump({"time_s": brain.epoch_time, "steps": brain.epoch_steps, "max_rss_mb": brain.train_max_rss_mb}, f)
+        measured = {"time_s": brain.epoch_times[-1], "steps": brain.epoch_steps, "max_rss_mb": brain.train_max_rss_mb}
+        json.dump(measured, f)
 
 
 def corpus(root, size, speakers):
