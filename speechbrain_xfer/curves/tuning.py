@@ -60,11 +60,12 @@ def choose(rows):
     return chosen
 
 
-def markdown_table(rows, lrs):
-    """The tuning table: mean validation score per method and learning rate, the chosen one in bold."""
+def markdown_table(chosen, lrs):
+    """The tuning table of :func:`choose`'s result: mean validation score per method and learning rate,
+    the chosen one in bold."""
     lines = ["| task | method | shots | " + " | ".join(f"lr {lr}" for lr in lrs) + " | chosen |",
              "|---" * (len(lrs) + 4) + "|"]  # fmt: skip
-    for (task, method, shots), (best, means) in sorted(choose(rows).items(), key=lambda item: str(item[0])):
+    for (task, method, shots), (best, means) in sorted(chosen.items(), key=lambda item: str(item[0])):
         cells = [(f"**{means[lr]:.1f}**" if lr == best else f"{means[lr]:.1f}") if lr in means else "" for lr in lrs]
         lines.append(f"| {task} | {method} | {shots} | " + " | ".join(cells) + f" | {best} |")
     return "\n".join(lines) + "\n"
@@ -72,6 +73,7 @@ def markdown_table(rows, lrs):
 
 def write_tuning_report(rows, lrs, out):
     """Writes ``tuning.csv`` and ``tuning.md`` in ``out``; returns the chosen learning rates."""
+    chosen = choose(rows)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "tuning.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
@@ -80,5 +82,5 @@ def write_tuning_report(rows, lrs, out):
     with open(os.path.join(out, "tuning.md"), "w") as f:
         f.write("### Learning-rate choice: best validation score, mean over seeds "
                 "(accuracy in %; for asr, CER in %, lower is better)\n\n")
-        f.write(markdown_table(rows, lrs))
-    return {key: best for key, (best, _) in choose(rows).items()}
+        f.write(markdown_table(chosen, lrs))
+    return {key: best for key, (best, _) in chosen.items()}
