@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from speechbrain_xfer.curves.forgetting import report_forgetting
 from speechbrain_xfer.curves.grid import check_inputs, grid, run_grid
@@ -55,18 +54,16 @@ def run_demo(out, synth_options, recipes_root, jobs=2):
 
     runs = grid(DEMO_TASKS, DEMO_METHODS, DEMO_SHOTS, [1], out)
     check_inputs(runs, recipes_root, corpus)
-    scratch = [r for r in runs if r.method == "scratch"]
     encoder = os.path.join(out, "pretrain", "encoder")
-    # Training from scratch needs no pretrained encoder: those runs share the
-    # cores with the pretraining, one each, then the other runs take both.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        scratch_done = pool.submit(run_grid, scratch, recipes_root, corpus, encoder, jobs=1,
-                                   extra_overrides=["--noprogressbar"], progress=False, threads=1)  # fmt: skip
+
+    def pretrain_encoder():
         pretrain(out, corpus, recipes_root, threads=1 if jobs > 1 else None)
         logger.info("pretraining done (%.0f s since start)", time.perf_counter() - start)
-        failed = scratch_done.result()
-    logger.info("scratch runs done (%.0f s since start)", time.perf_counter() - start)
-    failed += run_grid(runs, recipes_root, corpus, encoder, jobs=jobs, extra_overrides=["--noprogressbar"])
+
+    # Training from scratch needs no pretrained encoder: those runs take the
+    # other core while the pretraining runs; the transfer runs follow it.
+    failed = run_grid(runs, recipes_root, corpus, encoder, jobs=jobs, extra_overrides=["--noprogressbar"],
+                      before=pretrain_encoder)  # fmt: skip
     summaries = read_summaries(runs)
     rows = write_report(summaries, out, methods_order=DEMO_METHODS)
     report_forgetting(runs, summaries, encoder, corpus, out)

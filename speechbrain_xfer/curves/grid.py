@@ -132,11 +132,16 @@ def _execute(run, command, threads):
 
 
 def run_grid(runs, recipes_root, corpus_root, pretrained_source, jobs=1, extra_overrides=(), progress=True,
-             threads=None):  # fmt: skip
+             threads=None, before=None):  # fmt: skip
     """Runs the pending runs, ``jobs`` at a time; returns the runs that failed.
 
     The cores are shared: each of the ``jobs`` processes gets ``threads``
     torch threads (default ``cpu_count // jobs``).
+
+    ``before`` is work that makes ``pretrained_source`` (the demo's
+    pretraining): it takes one of the ``jobs`` workers first, the ``scratch``
+    runs, which need no pretrained encoder, take the others beside it, and
+    every other run waits for it. An exception in it stops the grid.
     """
     pending = [r for r in runs if not os.path.isfile(r.summary_path)]
     # Longest first (fine-tuning on many shots), so that the last runs are short ones.
@@ -144,20 +149,40 @@ def run_grid(runs, recipes_root, corpus_root, pretrained_source, jobs=1, extra_o
     logger.info("%d runs in the grid, %d already done, %d to run, %d at a time",
                 len(runs), len(runs) - len(pending), len(pending), jobs)  # fmt: skip
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    independent = [r for r in pending if before is not None and r.method == "scratch"]
+    dependent = [r for r in pending if r not in independent]
     failed = []
     with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(total=len(pending), disable=not progress,
                                                              desc="runs", unit="run") as bar:  # fmt: skip
-        futures = [
-            pool.submit(_execute, r, run_command(r, recipes_root, corpus_root, pretrained_source, extra_overrides),
-                        threads)  # fmt: skip
-            for r in pending
-        ]
+
+        def submit(batch):
+            return [
+                pool.submit(_execute, r, run_command(r, recipes_root, corpus_root, pretrained_source,
+                                                     extra_overrides), threads)  # fmt: skip
+                for r in batch
+            ]
+
+        prior = pool.submit(before) if before is not None else None
+        futures, collected = submit(independent), set()
+        if prior is not None:
+            # Report the runs that finish beside it as they do, so that the progress bar moves meanwhile.
+            for future in as_completed([prior, *futures]):
+                if future is prior:
+                    break
+                _collect(future, failed, bar)
+                collected.add(future)
+            prior.result()
+        futures = [f for f in futures if f not in collected] + submit(dependent)
         for future in as_completed(futures):
-            run, code, seconds = future.result()
-            name = f"{run.task}/{run.method}/k{run.shots}/seed{run.seed}"
-            if code != 0 or not os.path.isfile(run.summary_path):
-                failed.append(run)
-                logger.error("%s failed (exit %d); see %s", name, code, os.path.join(run.folder, "log.txt"))
-            bar.set_postfix_str(f"{name} {seconds:.0f} s")
-            bar.update()
+            _collect(future, failed, bar)
     return failed
+
+
+def _collect(future, failed, bar):
+    run, code, seconds = future.result()
+    name = f"{run.task}/{run.method}/k{run.shots}/seed{run.seed}"
+    if code != 0 or not os.path.isfile(run.summary_path):
+        failed.append(run)
+        logger.error("%s failed (exit %d); see %s", name, code, os.path.join(run.folder, "log.txt"))
+    bar.set_postfix_str(f"{name} {seconds:.0f} s")
+    bar.update()

@@ -1,5 +1,6 @@
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,37 @@ def test_run_grid_runs_only_the_pending_runs_and_reports_the_failed_ones(tmp_pat
     scratch = Run("kws", "scratch", 1, 1, out)
     assert Path(scratch.folder, "log.txt").read_text() == "ran scratch.yaml 1\n"
     assert Path(failed[0].folder, "log.txt").read_text() == "ran broken.yaml 1\n"
+
+
+def test_run_grid_runs_scratch_beside_the_work_that_makes_the_encoder(tmp_path):
+    recipes, corpus, out = tmp_path / "recipes", tmp_path / "corpus", str(tmp_path / "out")
+    make_inputs(recipes, ["KWS/hparams/scratch.yaml", "KWS/hparams/l2sp.yaml"])
+    (recipes / "KWS" / "train.py").write_text(FAKE_RECIPE)
+    runs = grid(["kws"], ["scratch", "l2sp"], [1, 3], [1], out)
+    scratch = [r for r in runs if r.method == "scratch"]
+    transfer = [r for r in runs if r.method == "l2sp"]
+
+    def pretrain():
+        # Both scratch runs finish on the other worker while this one is busy; no transfer run has started.
+        deadline = time.monotonic() + 120
+        while not all(os.path.isfile(r.summary_path) for r in scratch):
+            assert time.monotonic() < deadline, "the scratch runs did not run beside the pretraining"
+            time.sleep(0.05)
+        assert not any(os.path.exists(r.folder) for r in transfer)
+
+    assert run_grid(runs, str(recipes), str(corpus), "pre", jobs=2, progress=False, before=pretrain) == []
+    assert all(os.path.isfile(r.summary_path) for r in runs)
+
+
+def test_run_grid_stops_before_the_transfer_runs_when_the_pretraining_fails(tmp_path):
+    recipes, corpus, out = tmp_path / "recipes", tmp_path / "corpus", str(tmp_path / "out")
+    make_inputs(recipes, ["KWS/hparams/scratch.yaml", "KWS/hparams/l2sp.yaml"])
+    (recipes / "KWS" / "train.py").write_text(FAKE_RECIPE)
+    runs = grid(["kws"], ["scratch", "l2sp"], [1], [1], out)
+
+    def pretrain():
+        raise RuntimeError("pretraining failed (exit 1)")
+
+    with pytest.raises(RuntimeError, match="pretraining failed"):
+        run_grid(runs, str(recipes), str(corpus), "pre", jobs=2, progress=False, before=pretrain)
+    assert not os.path.exists(Run("kws", "l2sp", 1, 1, out).folder)
