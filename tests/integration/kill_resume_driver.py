@@ -57,8 +57,9 @@ def kill_after_the_kth_step(k):
 
 def main(argv):
     point, script, *args = argv
-    steps = kill_after_the_kth_step(int(point.removeprefix("step:")) if point.startswith("step:") else 0)
-    calls = kill_at_the_nth_save(0 if point.startswith("step:") else int(point))
+    at_step = point.startswith("step:")
+    steps = kill_after_the_kth_step(int(point.removeprefix("step:")) if at_step else 0)
+    calls = kill_at_the_nth_save(0 if at_step else int(point))
     script = os.path.abspath(script)
     os.chdir(os.path.dirname(script))  # recipes name their hparams/ relative to their folder
     sys.argv = [script, *args]

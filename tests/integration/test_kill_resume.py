@@ -28,7 +28,7 @@ TRAIN = ROOT / "recipes" / "SynthSpeech" / "KWS" / "train.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 # Kills in a save (at the N-th file a process saves) alternate with kills right after a random optimizer step
 # (not a random time, which a machine slower or faster than when the reference ran would miss); the seed fixes them.
-KILLS = ("save", "time", "save", "time")
+KILLS = ("save", "step", "save", "step")
 SEED = 20240611
 
 
@@ -91,7 +91,7 @@ def test_killed_and_resumed_run_ends_like_the_uninterrupted_one(tiny_corpus, pre
         if kind == "save":
             n = rng.randint(1, saves_per_run // 2)  # in the first half: a resumed process saves less
             code, _, stderr = run(command(n, data, pretrained, out))
-        else:
+        else:  # "step"
             n = f"step:{rng.randint(1, steps_per_run // 4)}"  # early: a resumed process has fewer steps left
             code, _, stderr = run(command(n, data, pretrained, out))
         log.append((kind, n, code))
