@@ -209,9 +209,16 @@ def run_experiment(brain_class, dataio_prepare, argv):
     except (RecipeConfigError, ManifestError, PretrainedSourceError) as err:
         raise SystemExit(f"error: {err}") from None
     if hparams.get("feature_cache") and feature_cache_applies(hparams):
-        add_feature_cache(list(datasets.values()), hparams["feature_cache"], hparams["encoder"],
-                          hparams.get("compute_features"), hparams.get("mean_var_norm"))  # fmt: skip
-        logger.info("frozen encoder: its outputs are cached in %s", hparams["feature_cache"])
+        augment, views = hparams.get("wav_augment"), hparams.get("feature_cache_views") or 0
+        add_feature_cache(datasets, hparams["feature_cache"], hparams["encoder"], hparams.get("compute_features"),
+                          hparams.get("mean_var_norm"), wav_augment=augment, views=views)  # fmt: skip
+        if augment is None:
+            scope = ""
+        elif views:
+            scope = f" ({views} augmented versions of each training utterance)"
+        else:
+            scope = " for the validation and test splits (the training audio is augmented anew at every step)"
+        logger.info("frozen encoder: its outputs are cached in %s%s", hparams["feature_cache"], scope)
 
     brain = brain_class(modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
                         run_opts=run_opts, checkpointer=hparams["checkpointer"])  # fmt: skip

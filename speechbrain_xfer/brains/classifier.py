@@ -61,7 +61,8 @@ class UtteranceClassifierBrain(TransferBrain):
     def _labels(self, batch, target):
         labels = getattr(batch, f"{target}_encoded").data.view(-1)
         augment = getattr(self.hparams, "wav_augment", None)
-        if self.modules.training and augment is not None:
+        # Cached outputs were augmented one utterance at a time (data.feature_cache): one label each already.
+        if self.modules.training and augment is not None and not hasattr(batch, "encoded"):
             labels = augment.replicate_labels(labels)
         return labels
 

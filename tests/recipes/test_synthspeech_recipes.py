@@ -8,6 +8,7 @@ import pytest
 import torch
 from recipe_runs import CORPUS, EPOCHS, STEPS_PER_EPOCH, TINY_TRAINING
 
+from speechbrain_xfer.data.synth import read_manifest
 from speechbrain_xfer.hub.export import exported_interface
 
 pytestmark = pytest.mark.slow
@@ -69,15 +70,21 @@ def test_recipe_trains_tests_and_summarizes(trained, task, method):
 
 
 @pytest.mark.parametrize("task", ["KWS", "intent", "emotion"])
-def test_frozen_keeps_the_pretrained_encoder_and_caches_its_outputs_without_augmentation(trained, pretrained_encoder,
-                                                                                        task):  # fmt: skip
+def test_frozen_keeps_the_pretrained_encoder_and_caches_its_outputs(trained, pretrained_encoder, tiny_corpus, task):
     out = trained(task, "frozen")
-    cached = [p for p in (out / "feature_cache").rglob("*") if p.is_file()]
-    if task == "intent":  # its waveform augmentation changes the audio at every step: nothing to cache
-        assert not cached, "the intent recipe augments its audio, so its encoder outputs must not be cached"
+    folders = {folder: [p.name for p in folder.iterdir()] for folder in (out / "feature_cache").iterdir()}
+    assert folders and all(folders.values()), "the feature cache is empty"
+    (names,) = folders.values()
+    assert not any(".view" in name for name in names)
+    root, _ = tiny_corpus
+    ids = {split: {f"{row['ID']}.pt" for row in read_manifest(root / CORPUS[task] / f"{split}.csv")}
+           for split in ("train", "valid")}  # fmt: skip
+    assert ids["valid"] <= set(names)
+    if task == "intent":  # its training audio is augmented anew at every step: only valid and test are cached
+        assert not ids["train"] & set(names)
         assert "wav_augment" in (out / "run" / "hyperparams.yaml").read_text()
     else:
-        assert cached, "the feature cache is empty"
+        assert ids["train"] & set(names)
     pretrained = torch.load(pretrained_encoder / "encoder.ckpt", weights_only=True)
     for saved in checkpoints(out / "run", "encoder"):
         assert saved.keys() == pretrained.keys()

@@ -1,12 +1,15 @@
 """Frozen-encoder feature cache: exact, reused across epochs, invalidated by front-end and audio changes."""
 
 import os
+import random
 import shutil
 
 import pytest
 import soundfile as sf
 import speechbrain as sb
 import torch
+from speechbrain.augment.augmenter import Augmenter
+from speechbrain.augment.time_domain import DropChunk, SpeedPerturb
 from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.lobes.features import Fbank
 from speechbrain.processing.features import InputNormalization
@@ -31,7 +34,7 @@ def copy_subset(source, dest, count):
     return str(dest / "train.csv")
 
 
-def build_brain(folder, csv, save, target, feature_cache=None, memory_mb=1024):
+def build_brain(folder, csv, save, target, feature_cache=None, memory_mb=1024, wav_augment=None, views=0):
     """A linear-probing classifier (frozen ConvEncoder with a BiGRU, L2-SP on the head)."""
     csvs = {"train": csv, "valid": csv, "test": csv}
     datasets, encoders = classification_datasets(str(folder), csvs, [target], str(save))
@@ -48,6 +51,8 @@ def build_brain(folder, csv, save, target, feature_cache=None, memory_mb=1024):
         "freeze_encoder": True,
         "regularizers": {"l2sp": L2SP(encoder, heads, alpha=0.1, beta=0.01)},
     }
+    if wav_augment is not None:
+        hparams.update(wav_augment=wav_augment, feature_cache_views=views)
     assert feature_cache_applies(hparams)
     brain = UtteranceClassifierBrain(
         modules={"encoder": encoder, "heads": heads},
@@ -58,7 +63,8 @@ def build_brain(folder, csv, save, target, feature_cache=None, memory_mb=1024):
     item = None
     if feature_cache is not None:
         front_end = hparams["compute_features"], hparams["mean_var_norm"]
-        item = add_feature_cache(datasets, feature_cache, encoder, *front_end, memory_mb=memory_mb)
+        item = add_feature_cache(datasets, feature_cache, encoder, *front_end, memory_mb=memory_mb,
+                                 wav_augment=wav_augment, views=views)  # fmt: skip
     return brain, datasets, item
 
 
@@ -219,7 +225,82 @@ def test_the_cache_applies_only_to_outputs_that_never_change():
     assert feature_cache_applies(frozen)
     assert not feature_cache_applies({**frozen, "freeze_encoder": False})
     assert not feature_cache_applies({**frozen, "freeze_encoder_steps": 100, "freeze_encoder": False})
-    assert not feature_cache_applies({**frozen, "wav_augment": torch.nn.Identity()})
+    assert feature_cache_applies({**frozen, "wav_augment": torch.nn.Identity()})  # for the splits not augmented
     assert not feature_cache_applies({**frozen, "mean_var_norm": InputNormalization(norm_type="global")})
     assert not feature_cache_applies({**frozen, "regularizers": {"delta": DELTA(encoder)}})
     assert feature_cache_applies({**frozen, "regularizers": {"l2sp": L2SP(encoder)}})
+
+
+def augmenter(concat_original=False):
+    return Augmenter(concat_original=concat_original, min_augmentations=1, max_augmentations=2,
+                     augmentations=[SpeedPerturb(16000, speeds=[85, 115]), DropChunk(800, 1600, 1, 3)])  # fmt: skip
+
+
+def test_augmented_training_views_are_cached_per_view_and_the_same_in_every_run(intent_subset, tmp_path):
+    folder, csv = intent_subset
+    brain, data, item = build_brain(folder, csv, tmp_path / "save", "intent", tmp_path / "cache",
+                                    wav_augment=augmenter(), views=3)  # fmt: skip
+    exact = item.encode(read_manifest(csv)[0]["wav"].replace("$data_root", str(folder)))
+    count = ForwardCount(brain.modules.encoder)
+    random.seed(0)
+    state = torch.random.get_rng_state()
+    views = [data["train"][0]["encoded"] for _ in range(30)]
+    assert torch.equal(torch.random.get_rng_state(), state)  # making a view leaves torch's random state alone
+    distinct = []
+    for view in views:
+        if not any(view.shape == d.shape and torch.equal(view, d) for d in distinct):
+            distinct.append(view)
+    assert len(distinct) == 3 and count.utterances == 3  # each view encoded once, then served from memory
+    assert all(view.shape != exact.shape or not torch.equal(view, exact) for view in distinct)  # all augmented
+    # Valid and test are never augmented: the exact output of the plain item.
+    assert torch.equal(data["valid"][0]["encoded"], exact) and torch.equal(data["test"][0]["encoded"], exact)
+    folders = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(folders) == 2  # the augmenter is part of the fingerprint: its own folder
+    # Another run with a fresh cache makes the same views (seeded by utterance id and view number).
+    rerun, data, _ = build_brain(folder, csv, tmp_path / "rerun", "intent", tmp_path / "other_cache",
+                                 wav_augment=augmenter(), views=3)  # fmt: skip
+    again = [data["train"][0]["encoded"] for _ in range(30)]
+    assert all(any(a.shape == d.shape and torch.equal(a, d) for d in distinct) for a in again)
+    assert sorted(p.name for p in (tmp_path / "other_cache").iterdir()) == folders
+
+
+def test_linear_probing_on_augmented_views_trains_and_encodes_each_view_once(tiny_corpus, tmp_path):
+    root, _ = tiny_corpus
+    folder = tmp_path / "data"
+    csv = copy_subset(root / "intent", folder, 16)
+    brain, data, _ = build_brain(folder, csv, tmp_path / "save", "action", tmp_path / "cache",
+                                 wav_augment=augmenter(), views=2)  # fmt: skip
+    count = ForwardCount(brain.modules.encoder)
+    before = {k: v.clone() for k, v in brain.modules.heads.state_dict().items()}
+    random.seed(0)
+    # Batches of 8 carry 8 labels: the Augmenter's label replication (sized by its last call, one utterance
+    # here) must not apply to cached batches.
+    brain.fit(range(3), data["train"], train_loader_kwargs={"batch_size": 8})
+    assert 16 < count.utterances <= 2 * 16  # some utterances drew both of their views, none more
+    assert torch.isfinite(torch.tensor(brain.train_stats["loss"]))
+    after = brain.modules.heads.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_with_augmentation_and_no_views_only_the_splits_not_augmented_are_cached(intent_subset, tmp_path):
+    folder, csv = intent_subset
+    brain, data, item = build_brain(folder, csv, tmp_path / "save", "intent", tmp_path / "cache",
+                                    wav_augment=augmenter(), views=0)  # fmt: skip
+    count = ForwardCount(brain.modules.encoder)
+    assert "encoded" not in data["train"][0] and "sig" in data["train"][0]  # the Brain augments these batches
+    exact = [data["valid"][i]["encoded"] for i in range(12)]
+    assert count.utterances == 12 and torch.equal(data["test"][3]["encoded"], exact[3]) and count.utterances == 12
+    (only,) = (tmp_path / "cache").iterdir()
+    assert not any(".view" in p.name for p in only.iterdir())
+    random.seed(0)
+    brain.fit(range(2), data["train"], data["valid"], train_loader_kwargs={"batch_size": 8},
+              valid_loader_kwargs={"batch_size": 8})  # fmt: skip
+    assert count.utterances == 12 + 2 * 12  # every training utterance in each epoch; validation from the cache
+
+
+def test_an_augmenter_that_returns_more_waveforms_than_it_got_is_refused(intent_subset, tmp_path):
+    folder, csv = intent_subset
+    _, data, _ = build_brain(folder, csv, tmp_path / "save", "intent", tmp_path / "cache",
+                             wav_augment=augmenter(concat_original=True), views=2)  # fmt: skip
+    with pytest.raises(ValueError, match="concat_original: False"):
+        data["train"][0]["encoded"]
