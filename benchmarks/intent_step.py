@@ -33,11 +33,11 @@ PARTS = ("augment", "fbank+norm", "encoder", "heads", "backward", "optimizer")
 def speechbrain_augmenter(augmenter):
     """A copy of ``augmenter`` whose DropFreq is SpeechBrain's, with the same settings."""
     other = copy.deepcopy(augmenter)
-    for i, augment in enumerate(other.augmentations.values()):
+    for key, augment in other.augmentations.items():
         if type(augment).__name__ == "DropFreq":
             reference = SpeechBrainDropFreq()
             reference.__dict__.update({k: v for k, v in vars(augment).items() if not k.startswith("_")})
-            other.augmentations[list(other.augmentations)[i]] = reference
+            other.augmentations[key] = reference
     return other
 
 
