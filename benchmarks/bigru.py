@@ -29,14 +29,14 @@ def packed_gru(gru, x, frames):
     return nn.utils.rnn.pad_packed_sequence(gru(packed)[0], batch_first=True, total_length=x.shape[1])[0]
 
 
-def timed(fn, train):
+def timed(train, fn, *args):
     start = time.perf_counter()
     if train:
-        out = fn()
+        out = fn(*args)
         out.backward(torch.ones_like(out))
     else:
         with torch.no_grad():
-            out = fn()
+            out = fn(*args)
     return time.perf_counter() - start, out.detach()
 
 
@@ -73,10 +73,10 @@ def main():
             results = {}
             for name, implementation in implementations.items():
                 x.grad = None
-                elapsed, out = timed(lambda: implementation(encoder.rnn, x, frames), mode == "train")
+                elapsed, out = timed(mode == "train", implementation, encoder.rnn, x, frames)
                 times["GRU", mode, name].append(elapsed)
                 results[name] = (out, None if x.grad is None else x.grad.clone())
-                elapsed, _ = timed(lambda: run_encoder(encoder, feats, lengths, implementation), mode == "train")
+                elapsed, _ = timed(mode == "train", run_encoder, encoder, feats, lengths, implementation)
                 times["encoder", mode, name].append(elapsed)
             (out_a, grad_a), (out_b, grad_b) = results.values()
             worst["output"] = max(worst["output"], float((out_a - out_b).abs().max()))
