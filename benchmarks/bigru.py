@@ -17,16 +17,9 @@ import statistics
 import time
 
 import torch
-from torch import nn
 
 from speechbrain_xfer.encoders import ConvEncoder, conv
-from speechbrain_xfer.encoders.bigru import bidirectional_gru
-
-
-def packed_gru(gru, x, frames):
-    """The reference: ``gru`` on packed sequences, padded again with zeros."""
-    packed = nn.utils.rnn.pack_padded_sequence(x, frames.cpu(), batch_first=True, enforce_sorted=False)
-    return nn.utils.rnn.pad_packed_sequence(gru(packed)[0], batch_first=True, total_length=x.shape[1])[0]
+from speechbrain_xfer.encoders.bigru import bidirectional_gru, packed_gru
 
 
 def timed(train, fn, *args):

@@ -5,9 +5,10 @@ two cores, and exposing its layers bottom to top like the hub encoders do.
 
 Padding never reaches a valid frame: the input and every block's output are
 zeroed past each utterance's length (which follows the stride subsampling),
-and the GRU sees each utterance within its own length only (packed
-sequences; in training on the CPU, :func:`~speechbrain_xfer.encoders.bigru.bidirectional_gru`,
-the same computation with a faster backward pass). So in eval mode an utterance's valid
+and the GRU sees each utterance within its own length only
+(:func:`~speechbrain_xfer.encoders.bigru.bidirectional_gru`: packed sequences,
+or the same computation with a faster backward pass in training on the CPU).
+So in eval mode an utterance's valid
 frames are the same whether it is encoded alone or padded in a batch, which
 the frozen-encoder feature cache relies on.
 """
@@ -117,13 +118,7 @@ class ConvEncoder(nn.Module):
         for block in self.blocks:
             frames = block.output_frames(frames)
             x = _zero_padding(block(x), frames)
-        if self.rnn is None:
-            return x
-        if x.device.type == "cpu":
-            return bidirectional_gru(self.rnn, x, frames)
-        packed = nn.utils.rnn.pack_padded_sequence(x, frames.cpu(), batch_first=True, enforce_sorted=False)
-        x, _ = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.shape[1])
-        return x
+        return x if self.rnn is None else bidirectional_gru(self.rnn, x, frames)
 
 
 def _zero_padding(x, frames):
