@@ -17,8 +17,6 @@ import huggingface_hub
 import huggingface_hub.constants
 import torch
 from huggingface_hub.errors import EntryNotFoundError, HFValidationError
-from speechbrain.integrations.huggingface.wav2vec2 import Wav2Vec2
-from speechbrain.integrations.huggingface.whisper import Whisper
 from torch import nn
 
 from speechbrain_xfer.encoders.errors import PretrainedSourceError
@@ -131,15 +129,7 @@ class HFEncoder(nn.Module):
         self.freeze_feature_extractor = freeze_feature_extractor
 
         try:
-            if self.family == "whisper":
-                self.wrapper = Whisper(source=self.source, save_path=cache_dir, encoder_only=True, freeze=freeze)
-            else:
-                self.wrapper = Wav2Vec2(
-                    source=self.source,
-                    save_path=cache_dir,
-                    freeze=freeze,
-                    freeze_feature_extractor=freeze_feature_extractor,
-                )
+            self.wrapper = _build_wrapper(self.family, self.source, cache_dir, freeze, freeze_feature_extractor)
         except (OSError, EntryNotFoundError, HFValidationError) as err:
             # The config was there, but the weights or the feature-extractor config could not be had (e.g. only
             # config.json is cached and we are offline).
@@ -430,3 +420,15 @@ def _read_config(source, cache_dir):
     if not isinstance(config, dict):
         raise PretrainedSourceError(f"config.json in '{source}' is not a JSON object", source)
     return config
+
+
+def _build_wrapper(family, source, cache_dir, freeze, freeze_feature_extractor):
+    """SpeechBrain's wrapper for ``family``; imported here, since importing ``transformers`` takes seconds."""
+    if family == "whisper":
+        from speechbrain.integrations.huggingface.whisper import Whisper
+
+        return Whisper(source=source, save_path=cache_dir, encoder_only=True, freeze=freeze)
+    from speechbrain.integrations.huggingface.wav2vec2 import Wav2Vec2
+
+    return Wav2Vec2(source=source, save_path=cache_dir, freeze=freeze,
+                    freeze_feature_extractor=freeze_feature_extractor)  # fmt: skip

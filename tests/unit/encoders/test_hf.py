@@ -189,8 +189,7 @@ def no_loading(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the source should have been rejected before loading")
 
-    monkeypatch.setattr(hf_module, "Wav2Vec2", refuse)
-    monkeypatch.setattr(hf_module, "Whisper", refuse)
+    monkeypatch.setattr(hf_module, "_build_wrapper", refuse)
 
 
 def test_missing_folder_is_reported(tmp_path, no_loading):
