@@ -4,7 +4,7 @@ SpeechBrain's ``DropFreq`` filters the batch with ``convolve1d(x, filter,
 padding=50)``, which hands the padding to ``conv1d``; on CPUs ``conv1d``
 then takes a slow path: about 11 times slower than padding first and
 convolving without padding (153 ms against 14 ms for 8 waveforms of 2.4 s
-on one core, ``benchmarks/augment.py``). In the SynthSpeech intent recipes
+on one core, ``benchmarks/front_end.py``). In the SynthSpeech intent recipes
 that was a fifth of each training step. :class:`DropFreq` here makes the same random draws and
 the same filter, and pads first.
 """
