@@ -6,12 +6,12 @@ stopped when the same command runs again.
 
 import logging
 import os
-import subprocess
 import sys
 import time
 
 from speechbrain_xfer.curves.forgetting import report_forgetting
 from speechbrain_xfer.curves.grid import check_inputs, grid, run_grid
+from speechbrain_xfer.curves.launch import run_recipe
 from speechbrain_xfer.curves.report import read_summaries, write_report
 
 logger = logging.getLogger(__name__)
@@ -34,9 +34,7 @@ def pretrain(out, corpus, recipes_root, threads=None):
                "--output_folder", folder, "--export_folder", encoder]  # fmt: skip
     logger.info("pretraining the source encoder (CTC on asr/source); log: %s", os.path.join(folder, "log.txt"))
     os.makedirs(folder, exist_ok=True)
-    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
-    with open(os.path.join(folder, "log.txt"), "a") as log:
-        code = subprocess.call(command + ["--noprogressbar"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    code = run_recipe(command + ["--noprogressbar"], os.path.join(folder, "log.txt"), threads, append=True)
     if code != 0:
         raise RuntimeError(f"pretraining failed (exit {code}); see {os.path.join(folder, 'log.txt')}")
     return encoder

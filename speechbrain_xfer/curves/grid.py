@@ -9,12 +9,13 @@ import dataclasses
 import logging
 import math
 import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from tqdm import tqdm
+
+from speechbrain_xfer.curves.launch import run_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -124,10 +125,8 @@ def check_inputs(runs, recipes_root, corpus_root):
 
 def _execute(run, command, threads):
     os.makedirs(run.folder, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
     start = time.perf_counter()
-    with open(os.path.join(run.folder, "log.txt"), "w") as log:
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    code = run_recipe(command, os.path.join(run.folder, "log.txt"), threads)
     return run, code, time.perf_counter() - start
 
 
