@@ -62,17 +62,26 @@ def _grid_runs(args, command, out):
     runs = grid(tasks, methods, parse_shots(args.shots), list(range(1, args.seeds + 1)), out)
     prepare_subsets(runs, args.data)
     check_inputs(runs, _recipes_root(args), args.data)
-    if any(m != "scratch" for m in methods) and not os.path.isfile(os.path.join(args.pretrained, "encoder.ckpt")):
-        raise SystemExit(f"sbx {command}: no pretrained encoder at {args.pretrained} (encoder.ckpt); run the "
-                         f"pretraining recipe first, or pass --pretrained")  # fmt: skip
+    if any(m != "scratch" for m in methods):
+        for task in tasks:
+            folder = _task_sources(args).get(task, args.pretrained)
+            option = "--pretrained-kws" if task == "kws" else "--pretrained"
+            if not os.path.isfile(os.path.join(folder, "encoder.ckpt")):
+                raise SystemExit(f"sbx {command}: no pretrained encoder at {folder} (encoder.ckpt); run the "
+                                 f"pretraining recipes first (sbx demo does), or pass {option}")  # fmt: skip
     return methods, runs
+
+
+def _task_sources(args):
+    return {"kws": args.pretrained_kws}
 
 
 def _run(args, runs, extra=()):
     from speechbrain_xfer.curves.grid import run_grid
 
     return run_grid(runs, _recipes_root(args), args.data, args.pretrained, jobs=args.jobs,
-                    extra_overrides=[*shlex.split(args.recipe_args), *extra])  # fmt: skip
+                    extra_overrides=[*shlex.split(args.recipe_args), *extra],
+                    task_sources=_task_sources(args))  # fmt: skip
 
 
 def _report_failures(failed):
@@ -200,7 +209,11 @@ def _add_grid_options(parser, out, shots):
                         help="recipe YAML names (default: scratch,finetune,l2sp,frozen)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds 1..N (default: 1)")
     parser.add_argument("--data", default="results/demo/data", help="SynthSpeech corpus root")
-    parser.add_argument("--pretrained", default="results/demo/pretrain/encoder", help="pretrained encoder folder")
+    parser.add_argument("--pretrained", default="results/demo/pretrain/encoder",
+                        help="pretrained encoder folder (default: the demo's CTC pretraining)")
+    parser.add_argument("--pretrained-kws", default="results/demo/pretrain/words/encoder",
+                        help="pretrained encoder folder of the kws transfer runs (default: the demo's encoder "
+                             "fine-tuned on the source words)")
     parser.add_argument("--out", default=out, help=f"output folder (default: {out})")
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side (default: 2)")
     parser.add_argument("--recipes", default=None, help="recipes/SynthSpeech folder (default: the repository's)")

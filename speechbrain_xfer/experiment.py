@@ -27,6 +27,7 @@ import re
 import time
 
 import speechbrain as sb
+import torch
 import yaml
 from hyperpyyaml import load_hyperpyyaml
 
@@ -231,3 +232,27 @@ def run_experiment(brain_class, dataio_prepare, argv):
     if sb.utils.distributed.if_main_process():
         brain.write_summary(os.path.join(hparams["output_folder"], "summary.json"), train_time, steps)
     return brain, datasets
+
+
+def export_source(brain, train_set):
+    """Exports a source-task run as a ``pretrained_source`` folder, with the source task's Fisher for EWC.
+
+    The folder (``export_folder``) is the one ``sbx export`` writes (``encoder.ckpt``, the encoder alone,
+    and what SpeechBrain's inference class for the task loads), plus ``ewc.ckpt``: the anchors and the
+    diagonal Fisher of the source task for EWC, the mean squared gradient of the task's loss over
+    ``fisher_batches`` training batches, scaled so that its largest entry is 1. The ``ewc`` recipes load it.
+    """
+    from speechbrain_xfer.hub.export import export_experiment
+    from speechbrain_xfer.regularization import EWC
+
+    ewc = EWC(brain.hparams.encoder)
+    loader = sb.dataio.dataloader.make_dataloader(train_set, batch_size=brain.hparams.batch_size, shuffle=True)
+    brain.modules.eval()
+
+    def loss(batch):
+        return brain.compute_task_loss(brain.compute_forward(batch, sb.Stage.TRAIN), batch, sb.Stage.TRAIN)
+
+    torch.manual_seed(brain.hparams.seed)
+    ewc.estimate_fisher(loss, loader, max_batches=brain.hparams.fisher_batches, normalize=True)
+    export_experiment(brain.hparams.output_folder, brain.hparams.export_folder, overwrite=True,
+                      extra_files={"ewc.ckpt": ewc.state_dict()})  # fmt: skip

@@ -19,25 +19,50 @@ logger = logging.getLogger(__name__)
 DEMO_TASKS = ("kws", "intent", "emotion")
 DEMO_METHODS = ("scratch", "finetune", "l2sp", "frozen")
 DEMO_SHOTS = (1, 3, 10)
-PRETRAIN_YAML = os.path.join("pretrain", "hparams", "ctc_conv.yaml")
+
+
+# The source stages, in order, each fine-tuning the export of the one before:
+# (run folder under <out>/pretrain, script and YAML under pretrain/, corpus folder).
+SOURCE_STAGES = (
+    ("", "train.py", "ctc_conv.yaml", os.path.join("asr", "source")),  # CTC on the source sentences
+    ("words", "train_words.py", "words_conv.yaml", os.path.join("words", "source")),  # then the source words
+)
+# The stage whose export each task's transfer runs start from: the last one for keywords, the first otherwise.
+TASK_STAGES = {"kws": "words"}
+
+
+def source_folders(out):
+    """``{stage: export folder}`` of the source stages, by their run folder ("" for the first)."""
+    return {stage: os.path.join(out, "pretrain", stage, "encoder") for stage, *_ in SOURCE_STAGES}
+
+
+def task_sources(out, tasks):
+    """``{task: pretrained_source}`` for the tasks whose transfer runs start from a later source stage."""
+    folders = source_folders(out)
+    return {task: folders[TASK_STAGES[task]] for task in tasks if task in TASK_STAGES}
 
 
 def pretrain(out, corpus, recipes_root, threads=None):
-    """Runs the pretraining recipe unless its encoder folder exists; returns the folder."""
-    folder = os.path.join(out, "pretrain")
-    encoder = os.path.join(folder, "encoder")
-    if os.path.isfile(os.path.join(encoder, "encoder.ckpt")):
-        logger.info("pretrained encoder found in %s", encoder)
-        return encoder
-    command = [sys.executable, os.path.join(recipes_root, "pretrain", "train.py"),
-               os.path.join(recipes_root, PRETRAIN_YAML), "--data_folder", os.path.join(corpus, "asr", "source"),
-               "--output_folder", folder, "--export_folder", encoder]  # fmt: skip
-    logger.info("pretraining the source encoder (CTC on asr/source); log: %s", os.path.join(folder, "log.txt"))
-    os.makedirs(folder, exist_ok=True)
-    code = run_recipe(command + ["--noprogressbar"], os.path.join(folder, "log.txt"), threads, append=True)
-    if code != 0:
-        raise RuntimeError(f"pretraining failed (exit {code}); see {os.path.join(folder, 'log.txt')}")
-    return encoder
+    """Runs the source stages whose export folder does not exist yet; returns the first stage's export."""
+    previous = None
+    for stage, script, yaml, data in SOURCE_STAGES:
+        folder = os.path.join(out, "pretrain", stage)
+        encoder = os.path.join(folder, "encoder")
+        if os.path.isfile(os.path.join(encoder, "encoder.ckpt")):
+            logger.info("source encoder found in %s", encoder)
+        else:
+            command = [sys.executable, os.path.join(recipes_root, "pretrain", script),
+                       os.path.join(recipes_root, "pretrain", "hparams", yaml), "--data_folder",
+                       os.path.join(corpus, data), "--output_folder", folder, "--export_folder", encoder,
+                       *(["--pretrained_source", previous] if previous else []), "--noprogressbar"]  # fmt: skip
+            log = os.path.join(folder, "log.txt")
+            logger.info("source stage %s (%s on %s); log: %s", yaml, script, data, log)
+            os.makedirs(folder, exist_ok=True)
+            code = run_recipe(command, log, threads, append=True)
+            if code != 0:
+                raise RuntimeError(f"source stage {yaml} failed (exit {code}); see {log}")
+        previous = encoder
+    return source_folders(out)[""]
 
 
 def run_demo(out, synth_options, recipes_root, jobs=2):
@@ -52,7 +77,7 @@ def run_demo(out, synth_options, recipes_root, jobs=2):
 
     runs = grid(DEMO_TASKS, DEMO_METHODS, DEMO_SHOTS, [1], out)
     check_inputs(runs, recipes_root, corpus)
-    encoder = os.path.join(out, "pretrain", "encoder")
+    encoder = source_folders(out)[""]
 
     def pretrain_encoder():
         pretrain(out, corpus, recipes_root, threads=1 if jobs > 1 else None)
@@ -61,7 +86,7 @@ def run_demo(out, synth_options, recipes_root, jobs=2):
     # Training from scratch needs no pretrained encoder: those runs take the
     # other core while the pretraining runs; the transfer runs follow it.
     failed = run_grid(runs, recipes_root, corpus, encoder, jobs=jobs, extra_overrides=["--noprogressbar"],
-                      before=pretrain_encoder)  # fmt: skip
+                      before=pretrain_encoder, task_sources=task_sources(out, DEMO_TASKS))  # fmt: skip
     summaries = read_summaries(runs)
     rows = write_report(summaries, out, methods_order=DEMO_METHODS)
     report_forgetting(runs, summaries, encoder, corpus, out)

@@ -81,8 +81,8 @@ def grid(tasks, methods, shots, seeds, out):
     return [Run(t, m, k, s, out) for t in tasks for k in shots for s in seeds for m in methods]
 
 
-def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrides=()):
-    """The command line of one run."""
+def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrides=(), task_sources=None):
+    """The command line of one run; ``task_sources`` ({task: folder}) overrides ``pretrained_source`` per task."""
     spec = TASKS[run.task]
     recipe = os.path.join(recipes_root, spec.recipe)
     data = os.path.join(corpus_root, spec.corpus)
@@ -92,7 +92,7 @@ def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrid
         "--data_folder", data, "--train_csv", train_csv, "--seed", str(run.seed), "--output_folder", run.folder,
     ]  # fmt: skip
     if run.method != "scratch":
-        command += ["--pretrained_source", pretrained_source]
+        command += ["--pretrained_source", (task_sources or {}).get(run.task, pretrained_source)]
     return command + list(extra_overrides)
 
 
@@ -131,11 +131,12 @@ def _execute(run, command, threads):
 
 
 def run_grid(runs, recipes_root, corpus_root, pretrained_source, jobs=1, extra_overrides=(), progress=True,
-             threads=None, before=None):  # fmt: skip
+             threads=None, before=None, task_sources=None):  # fmt: skip
     """Runs the pending runs, ``jobs`` at a time; returns the runs that failed.
 
     The cores are shared: each of the ``jobs`` processes gets ``threads``
-    torch threads (default ``cpu_count // jobs``).
+    torch threads (default ``cpu_count // jobs``). The transfer runs start
+    from ``pretrained_source``, or from ``task_sources[task]`` where given.
 
     ``before`` is work that makes ``pretrained_source`` (the demo's
     pretraining): it takes one of the ``jobs`` workers first, the ``scratch``
@@ -157,7 +158,7 @@ def run_grid(runs, recipes_root, corpus_root, pretrained_source, jobs=1, extra_o
         def submit(batch):
             return [
                 pool.submit(_execute, r, run_command(r, recipes_root, corpus_root, pretrained_source,
-                                                     extra_overrides), threads)  # fmt: skip
+                                                     extra_overrides, task_sources), threads)  # fmt: skip
                 for r in batch
             ]
 

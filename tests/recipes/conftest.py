@@ -11,10 +11,11 @@ from recipe_runs import CORPUS, RECIPE_ENV, RECIPES, TINY_TRAINING
 
 @pytest.fixture(scope="session")
 def run_recipe():
-    """Runs ``python train.py hparams/<yaml> <args>`` in a recipe's folder; returns the CompletedProcess."""
+    """Runs ``python train.py hparams/<yaml> <args>`` (or another ``script``) in a recipe's folder; returns the
+    CompletedProcess."""
 
-    def run(recipe, yaml_name, *args, timeout=300):
-        command = [sys.executable, "train.py", f"hparams/{yaml_name}", *map(str, args)]
+    def run(recipe, yaml_name, *args, timeout=300, script="train.py"):
+        command = [sys.executable, script, f"hparams/{yaml_name}", *map(str, args)]
         return subprocess.run(command, cwd=RECIPES / recipe, env=RECIPE_ENV, capture_output=True, text=True,
                               timeout=timeout)  # fmt: skip
 
@@ -42,6 +43,18 @@ def pretrained_encoder(tiny_corpus, tmp_path_factory, run_recipe):
     out = work / "out"
     result = run_recipe("pretrain", "ctc_conv.yaml", "--data_folder", data, "--train_csv", train_csv,
                         "--output_folder", out, "--number_of_epochs", 1, "--noprogressbar")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    return out / "encoder"
+
+
+@pytest.fixture(scope="session")
+def words_encoder(tiny_corpus, pretrained_encoder, tmp_path_factory, run_recipe):
+    """The export folder of the source-words stage: the pretrained encoder fine-tuned a few steps on words/source."""
+    root, _ = tiny_corpus
+    out = tmp_path_factory.mktemp("pretrain-words") / "out"
+    result = run_recipe("pretrain", "words_conv.yaml", "--data_folder", root / "words" / "source",
+                        "--pretrained_source", pretrained_encoder, "--output_folder", out, *TINY_TRAINING,
+                        "--fisher_batches", 2, script="train_words.py")  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     return out / "encoder"
 

@@ -29,8 +29,10 @@ def sbx_curve(*args):
 def micro_grid(tiny_corpus, pretrained_encoder, tmp_path_factory):
     root, _ = tiny_corpus
     out = tmp_path_factory.mktemp("curves")
+    # Keyword runs start from --pretrained-kws; --pretrained (the other tasks') is not even looked at.
     args = ["--task", "kws", "--shots", "1,3", "--methods", "scratch,l2sp", "--seeds", 1, "--jobs", 1, "--data", root,
-            "--pretrained", pretrained_encoder, "--out", out, "--recipe-args", RECIPE_ARGS]  # fmt: skip
+            "--pretrained", "not/a/folder", "--pretrained-kws", pretrained_encoder, "--out", out,
+            "--recipe-args", RECIPE_ARGS]  # fmt: skip
     code, _, stderr = sbx_curve(*args)
     assert code == 0, stderr[-4000:]
     return out, args, stderr
@@ -102,7 +104,7 @@ def test_tune_runs_every_method_at_every_learning_rate_and_chooses_on_validation
 ):
     root, _ = tiny_corpus
     args = ["--task", "kws", "--shots", "3", "--methods", "scratch,l2sp", "--seeds", 1, "--jobs", 1, "--data", root,
-            "--pretrained", pretrained_encoder, "--out", tmp_path, "--recipe-args", RECIPE_ARGS,
+            "--pretrained-kws", pretrained_encoder, "--out", tmp_path, "--recipe-args", RECIPE_ARGS,
             "--lrs", "0.01,0.0001"]  # fmt: skip
     process = subprocess.run([sys.executable, "-m", "speechbrain_xfer.cli", "tune", *map(str, args)],
                              capture_output=True, text=True, timeout=600,

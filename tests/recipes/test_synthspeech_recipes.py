@@ -50,6 +50,26 @@ def test_pretraining_exports_a_loadable_encoder(pretrained_encoder):
     assert summary["steps"] == 2  # one epoch of 32 utterances in batches of 16
 
 
+def test_source_words_stage_fine_tunes_the_pretrained_encoder_and_exports_it(words_encoder, pretrained_encoder,
+                                                                             run_recipe, tiny_corpus, tmp_path):
+    words, pretrained = (torch.load(f / "encoder.ckpt", weights_only=True) for f in (words_encoder, pretrained_encoder))
+    assert words.keys() == pretrained.keys()
+    assert any(not torch.equal(words[k], pretrained[k]) for k in words)  # it trained, from the CTC encoder's weights
+    ewc = torch.load(words_encoder / "ewc.ckpt", weights_only=True)
+    assert max(float(v.max()) for k, v in ewc.items() if k.startswith("fisher__")) == pytest.approx(1.0)
+    assert all(torch.equal(ewc["anchor__" + k.replace(".", "__")], words[k]) for k in words
+               if k.rsplit(".", 1)[-1] not in BATCH_NORM_BUFFERS)  # fmt: skip
+    assert exported_interface(str(words_encoder)) == "EncoderClassifier"
+    labels = (words_encoder / "label_encoder.ckpt").read_text()
+    assert "'zero' => 0" in labels and "'yes'" not in labels  # the source words, none of the target ones
+    # The keyword recipes (EWC included) start from it as from any pretrained_source.
+    root, _ = tiny_corpus
+    result = run_recipe("KWS", "ewc.yaml", "--data_folder", root / "words" / "target", "--pretrained_source",
+                        words_encoder, "--output_folder", tmp_path / "run", *TINY_TRAINING)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert read_summary(tmp_path / "run")["steps"] > 0
+
+
 @pytest.mark.parametrize(("task", "method"), RUNS, ids=[f"{t}-{m}" for t, m in RUNS])
 def test_recipe_trains_tests_and_summarizes(trained, task, method):
     run = trained(task, method) / "run"

@@ -19,6 +19,8 @@ YAMLS = sorted(Path(p).relative_to(REPO) for p in glob.glob(str(REPO / "recipes"
 # The tiny-corpus folder each recipe trains on; a recipe not listed here gets the corpus root (loading reads no data).
 CORPUS_FOLDER = {"pretrain": "asr/source", "KWS": "words/target", "intent": "intent", "emotion": "emotion",
                  "ASR": "asr/target"}  # fmt: skip
+# YAMLs that train on another corpus folder than their recipe's others.
+YAML_CORPUS_FOLDER = {"words_conv.yaml": "words/source"}
 
 TOP_LEVEL_KEY = re.compile(r"^([A-Za-z_]\w*)\s*:", re.MULTILINE)
 COMMENT = re.compile(r"(^|\s)#.*$", re.MULTILINE)
@@ -38,7 +40,7 @@ def top_level_keys(text):
 
 def code_read_patterns():
     """Regexes of the keys that the package and the recipes' scripts read, with f-string fields as wildcards."""
-    sources = [*(REPO / "speechbrain_xfer").rglob("*.py"), *(REPO / "recipes").rglob("train.py")]
+    sources = [*(REPO / "speechbrain_xfer").rglob("*.py"), *(REPO / "recipes").rglob("train*.py")]
     names = set()
     for source in sources:
         text = source.read_text()
@@ -69,7 +71,8 @@ def read_patterns():
 
 def overrides_for(path, text, corpus_root, output_folder, hf_folder=None):
     recipe = path.parts[-3]
-    overrides = {"data_folder": str(corpus_root / CORPUS_FOLDER.get(recipe, "")), "output_folder": str(output_folder)}
+    folder = YAML_CORPUS_FOLDER.get(path.name, CORPUS_FOLDER.get(recipe, ""))
+    overrides = {"data_folder": str(corpus_root / folder), "output_folder": str(output_folder)}
     if "pretrained_source" in top_level_keys(text):
         # An HFEncoder loads its source as the YAML loads, so it needs a real (tiny) model folder.
         builds_hf = "speechbrain_xfer.encoders.HFEncoder" in text

@@ -15,13 +15,10 @@ with ``--pretrained_source <export_folder>``, as they would a hub model.
 import sys
 
 import speechbrain as sb
-import torch
 
 from speechbrain_xfer.brains import CTCBrain
 from speechbrain_xfer.data.dataio import asr_datasets
-from speechbrain_xfer.experiment import run_experiment
-from speechbrain_xfer.hub.export import export_experiment
-from speechbrain_xfer.regularization import EWC
+from speechbrain_xfer.experiment import export_source, run_experiment
 
 
 def dataio_prepare(hparams):
@@ -33,23 +30,7 @@ def dataio_prepare(hparams):
     return datasets
 
 
-def source_fisher(brain, dataset):
-    """EWC's anchors and Fisher for the trained encoder, from the source task's CTC loss."""
-    ewc = EWC(brain.hparams.encoder)
-    loader = sb.dataio.dataloader.make_dataloader(dataset, batch_size=brain.hparams.batch_size, shuffle=True)
-    brain.modules.eval()
-
-    def loss(batch):
-        return brain.compute_task_loss(brain.compute_forward(batch, sb.Stage.TRAIN), batch, sb.Stage.TRAIN)
-
-    torch.manual_seed(brain.hparams.seed)
-    ewc.estimate_fisher(loss, loader, max_batches=brain.hparams.fisher_batches, normalize=True)
-    return ewc
-
-
 if __name__ == "__main__":
     brain, datasets = run_experiment(CTCBrain, dataio_prepare, sys.argv[1:])
     if sb.utils.distributed.if_main_process():
-        ewc = source_fisher(brain, datasets["train"])
-        export_experiment(brain.hparams.output_folder, brain.hparams.export_folder, overwrite=True,
-                          extra_files={"ewc.ckpt": ewc.state_dict()})  # fmt: skip
+        export_source(brain, datasets["train"])

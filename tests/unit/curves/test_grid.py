@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from speechbrain_xfer.curves.demo import DEMO_METHODS, DEMO_TASKS
+from speechbrain_xfer.curves.demo import DEMO_METHODS, DEMO_TASKS, source_folders, task_sources
 from speechbrain_xfer.curves.grid import TASKS, Run, check_inputs, grid, parse_shots, run_command, run_grid
 
 REPO_RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "SynthSpeech"
@@ -38,6 +38,21 @@ def test_run_command_gives_the_k_shot_manifest_seed_and_folder():
         "--data_folder", data, "--train_csv", os.path.join(data, "train_k3.csv"), "--seed", "2",
         "--output_folder", run.folder, "--pretrained_source", "pre/encoder", "--number_of_epochs=2",
     ]  # fmt: skip
+
+
+def test_task_sources_give_some_tasks_another_pretrained_source():
+    sources = {"kws": "words/encoder"}
+    kws = run_command(Run("kws", "frozen", 1, 1, "out"), "recipes", "corpus", "pre/encoder", task_sources=sources)
+    intent = run_command(Run("intent", "frozen", 1, 1, "out"), "recipes", "corpus", "pre/encoder", task_sources=sources)
+    assert kws[kws.index("--pretrained_source") + 1] == "words/encoder"
+    assert intent[intent.index("--pretrained_source") + 1] == "pre/encoder"
+
+
+def test_demo_keyword_runs_start_from_the_source_words_stage():
+    folders = source_folders("out")
+    assert task_sources("out", DEMO_TASKS) == {"kws": folders["words"]}
+    assert folders[""] == os.path.join("out", "pretrain", "encoder")
+    assert folders["words"] == os.path.join("out", "pretrain", "words", "encoder")
 
 
 def test_run_command_of_scratch_has_no_pretrained_source_and_all_shots_take_the_full_manifest():
