@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from speechbrain_xfer.curves.demo import DEMO_METHODS, DEMO_TASKS, source_folders, task_sources
+from speechbrain_xfer.curves.demo import (
+    DEMO_METHODS,
+    DEMO_TASKS,
+    SOURCE_STAGES,
+    pretrain,
+    source_folders,
+    task_sources,
+)
 from speechbrain_xfer.curves.grid import TASKS, Run, check_inputs, grid, parse_shots, run_command, run_grid
 
 REPO_RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "SynthSpeech"
@@ -151,3 +158,28 @@ def test_run_grid_stops_before_the_transfer_runs_when_the_pretraining_fails(tmp_
     with pytest.raises(RuntimeError, match="pretraining failed"):
         run_grid(runs, str(recipes), str(corpus), "pre", jobs=2, progress=False, before=pretrain)
     assert not os.path.exists(Run("kws", "l2sp", 1, 1, out).folder)
+
+
+FAKE_SOURCE_STAGE = """import os, sys
+args = dict(zip(sys.argv[2::2], sys.argv[3::2]))
+print("ran", os.path.basename(sys.argv[0]), "from", args.get("--pretrained_source"), "on", args["--data_folder"])
+os.makedirs(args["--export_folder"], exist_ok=True)
+open(os.path.join(args["--export_folder"], "encoder.ckpt"), "w").close()
+"""
+
+
+def test_demo_source_stages_run_in_order_each_from_the_one_before_and_only_once(tmp_path):
+    recipes, out = tmp_path / "recipes", tmp_path / "out"
+    for _, script, yaml, _ in SOURCE_STAGES:
+        make_inputs(recipes, [f"pretrain/hparams/{yaml}"])
+        (recipes / "pretrain" / script).write_text(FAKE_SOURCE_STAGE)
+    folders = source_folders(str(out))
+    assert pretrain(str(out), "corpus", str(recipes)) == folders[""]
+    first = (out / "pretrain" / "log.txt").read_text()
+    second = (out / "pretrain" / "words" / "log.txt").read_text()
+    assert first.startswith(f"ran train.py from None on {os.path.join('corpus', 'asr', 'source')}")
+    assert second.startswith(f"ran train_words.py from {folders['']} on {os.path.join('corpus', 'words', 'source')}")
+    assert all(os.path.isfile(os.path.join(folder, "encoder.ckpt")) for folder in folders.values())
+    pretrain(str(out), "corpus", str(recipes))  # both exports exist: nothing runs again
+    assert (out / "pretrain" / "log.txt").read_text() == first
+    assert (out / "pretrain" / "words" / "log.txt").read_text() == second
