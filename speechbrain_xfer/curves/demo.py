@@ -44,10 +44,10 @@ def task_sources(out, tasks):
 
 def pretrain(out, corpus, recipes_root, threads=None):
     """Runs the source stages whose export folder does not exist yet; returns the first stage's export."""
-    previous = None
+    folders, previous = source_folders(out), None
     for stage, script, yaml, data in SOURCE_STAGES:
-        folder = os.path.join(out, "pretrain", stage)
-        encoder = os.path.join(folder, "encoder")
+        encoder = folders[stage]
+        folder = os.path.dirname(encoder)
         if os.path.isfile(os.path.join(encoder, "encoder.ckpt")):
             logger.info("source encoder found in %s", encoder)
         else:
@@ -62,7 +62,7 @@ def pretrain(out, corpus, recipes_root, threads=None):
             if code != 0:
                 raise RuntimeError(f"source stage {yaml} failed (exit {code}); see {log}")
         previous = encoder
-    return source_folders(out)[""]
+    return folders[""]
 
 
 def run_demo(out, synth_options, recipes_root, jobs=2):
