@@ -2,7 +2,9 @@
 """SpeechBrain's DropFreq and Fbank against speechbrain_xfer's, side by side: time per batch and output difference.
 
 Each pair gets the same batches of random waveforms and the same random
-draws (the generator is re-seeded before each call); prints each one's
+draws (the generator is re-seeded before each call). As in training, each
+batch has its own length, drawn between 0.6 and 1.4 times ``--seconds``
+(a convolution can pay a set-up cost per new shape). Prints each one's
 median time per batch, the ratio, and the largest difference between the
 outputs.
 
@@ -25,8 +27,10 @@ def compare(label, modules, args):
     """Times ``modules`` ({name: module}, SpeechBrain's first) on the same batches; prints the figures."""
     times = {name: [] for name in modules}
     worst = 0.0
+    lengths = torch.Generator().manual_seed(0)
     for repeat in range(args.repeats):
-        x = torch.randn(args.batch, int(args.seconds * 16000)) * 0.1
+        length = int(args.seconds * 16000 * (0.6 + 0.8 * float(torch.rand(1, generator=lengths))))
+        x = torch.randn(args.batch, length) * 0.1
         outputs = []
         for name, module in modules.items():
             torch.manual_seed(repeat)
@@ -35,7 +39,7 @@ def compare(label, modules, args):
             times[name].append(time.perf_counter() - start)
         worst = max(worst, float((outputs[0] - outputs[1]).abs().max()))
     medians = [statistics.median(t) * 1000 for t in times.values()]
-    print(f"{label} on {args.batch} x {args.seconds} s, {args.threads} thread(s), {args.repeats} batches:")
+    print(f"{label} on {args.batch} x {args.seconds} s (+-40 %), {args.threads} thread(s), {args.repeats} batches:")
     for name, ms in zip(modules, medians):
         print(f"  {name:17s} {ms:7.1f} ms per batch (median)")
     print(f"  speed-up          {medians[0] / medians[1]:7.1f}x")

@@ -20,7 +20,11 @@ Optional hparams read here (all others belong to the task Brain):
 ``layer_decay`` (layer-wise lr decay), ``freeze_encoder_steps``,
 ``unfreeze_every`` (gradual unfreezing), ``freeze_encoder`` (linear probing),
 ``lr_annealing`` and ``lr_annealing_encoder`` (SpeechBrain schedulers such
-as NewBobScheduler, stepped on the validation metric).
+as NewBobScheduler, stepped on the validation metric), ``steps_per_epoch``
+(batches drawn with replacement per epoch) and ``length_grouping`` (random
+training batches, drawn or shuffled, of similar durations: sorted in pools
+of that many batches, :class:`~speechbrain_xfer.data.sampling.LengthGroupedSampler`;
+default 8, 0 for plain random batches).
 """
 
 import json
@@ -36,6 +40,7 @@ from tqdm import tqdm
 
 from speechbrain_xfer.brains.schedules import LayerSchedule, encoder_layers, layerwise_param_groups
 from speechbrain_xfer.checkpoints import is_plain_checkpointer, load_rng_states, save_rng_states
+from speechbrain_xfer.data.sampling import LengthGroupedSampler, item_durations
 from speechbrain_xfer.lobes.inference import encode_waveforms
 
 logger = logging.getLogger(__name__)
@@ -299,21 +304,33 @@ class TransferBrain(sb.Brain):
     def _train_loader_specifics(self, dataset, loader_kwargs):
         # With ``steps_per_epoch``, an epoch is that many batches drawn with
         # replacement: validation (and early stopping) then come at the same
-        # step counts whatever the size of the k-shot training set.
+        # step counts whatever the size of the k-shot training set. These
+        # draws, or a shuffled epoch, are grouped into batches of similar
+        # durations (less padding) unless ``length_grouping`` is 0 or the
+        # manifest has no duration column.
         steps = getattr(self.hparams, "steps_per_epoch", None)
-        if steps and loader_kwargs.get("sampler") is None and loader_kwargs.get("batch_sampler") is None:
-            loader_kwargs = dict(loader_kwargs)
-            loader_kwargs.pop("shuffle", None)
-            sampler = ReproducibleRandomSampler(dataset, seed=getattr(self.hparams, "seed", 563375142),
-                                                replacement=True,
-                                                num_samples=steps * loader_kwargs.get("batch_size", 1)
-                                                * _world_size())  # fmt: skip
-            loader_kwargs["sampler"] = sampler
-            loader_kwargs = super()._train_loader_specifics(dataset, loader_kwargs)
-            if self.train_sampler is None:
-                self.train_sampler = sampler  # so that SpeechBrain calls set_epoch: a new draw each epoch
-            return loader_kwargs
-        return super()._train_loader_specifics(dataset, loader_kwargs)
+        random_order = steps or loader_kwargs.get("shuffle", False)
+        if not random_order or loader_kwargs.get("sampler") is not None or loader_kwargs.get("batch_sampler"):
+            return super()._train_loader_specifics(dataset, loader_kwargs)
+        batch_size = loader_kwargs.get("batch_size", 1)
+        draws = {"seed": getattr(self.hparams, "seed", 563375142)}
+        if steps:
+            draws.update(replacement=True, num_samples=steps * batch_size * _world_size())
+        pool_groups = getattr(self.hparams, "length_grouping", 8)
+        durations = item_durations(dataset) if pool_groups else None
+        if durations is not None:
+            sampler = LengthGroupedSampler(dataset, durations, group_size=batch_size * _world_size(),
+                                           pool_groups=pool_groups, **draws)  # fmt: skip
+        elif steps:
+            sampler = ReproducibleRandomSampler(dataset, **draws)
+        else:
+            return super()._train_loader_specifics(dataset, loader_kwargs)  # SpeechBrain's shuffling
+        loader_kwargs = {**loader_kwargs, "sampler": sampler}
+        loader_kwargs.pop("shuffle", None)
+        loader_kwargs = super()._train_loader_specifics(dataset, loader_kwargs)
+        if self.train_sampler is None:
+            self.train_sampler = sampler  # so that SpeechBrain calls set_epoch: a new draw each epoch
+        return loader_kwargs
 
     # -- stages and schedules ------------------------------------------
     def on_fit_start(self):

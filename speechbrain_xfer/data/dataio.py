@@ -10,6 +10,7 @@ from speechbrain.dataio.preprocess import AudioNormalizer
 from speechbrain.tokenizers.SentencePiece import SentencePiece
 
 # ManifestError is defined with the checks that raise most of them; it is imported from here too.
+from speechbrain_xfer.data.sampling import item_durations
 from speechbrain_xfer.data.validation import SAMPLE_RATE, ManifestError, check_manifests
 
 
@@ -34,6 +35,10 @@ def _audio_datasets(data_folder, csv_files, save_folder, label_columns=(), class
         return read_mono_16k(wav)
 
     sb.dataio.dataset.add_dynamic_item(list(datasets.values()), audio_pipeline)
+    # Evaluation batches of neighbours in duration carry less padding (the training sampler groups its own).
+    for split in ("valid", "test"):
+        if split in datasets and item_durations(datasets[split]) is not None:
+            datasets[split] = datasets[split].filtered_sorted(sort_key="duration")
     return datasets, csv_files
 
 
