@@ -56,6 +56,17 @@ def time_step(hp, augmenter, optimizer, wavs, lens, times):
     timed("optimizer", lambda: (optimizer.step(), optimizer.zero_grad()))
 
 
+def recipe_modules_and_audio(data, utterances=None):
+    """The ``finetune`` recipe's hparams (randomly initialized modules) and the audio of ``data``'s train_k10.csv.
+
+    ``utterances`` keeps the manifest's first ones only; None reads them all.
+    """
+    with open(YAML) as f, tempfile.TemporaryDirectory() as out:
+        hp = load_hyperpyyaml(f, {"data_folder": data, "pretrained_source": data, "output_folder": out})
+    rows = read_manifest(os.path.join(data, "train_k10.csv"))[:utterances]
+    return hp, [read_mono_16k(r["wav"].replace("$data_root", data)) for r in rows]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="a SynthSpeech intent folder (with train_k10.csv)")
@@ -63,10 +74,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    with open(YAML) as f, tempfile.TemporaryDirectory() as out:
-        hp = load_hyperpyyaml(f, {"data_folder": args.data, "pretrained_source": args.data, "output_folder": out})
-    rows = read_manifest(os.path.join(args.data, "train_k10.csv"))[: 8 * args.steps]
-    wavs = [read_mono_16k(r["wav"].replace("$data_root", args.data)) for r in rows]
+    hp, wavs = recipe_modules_and_audio(args.data, 8 * args.steps)
     batches = [sb.dataio.batch.PaddedBatch([{"sig": w} for w in wavs[i : i + 8]]).sig for i in range(0, len(wavs), 8)]
     params = [*hp["encoder"].parameters(), *hp["heads"].parameters()]
     optimizer = torch.optim.AdamW(params, lr=1e-4)

@@ -13,18 +13,13 @@ of each batch that is padding and the mean milliseconds per step.
 """
 
 import argparse
-import os
-import tempfile
 
 import speechbrain as sb
 import torch
-from hyperpyyaml import load_hyperpyyaml
-from intent_step import PARTS, YAML, time_step
+from intent_step import PARTS, recipe_modules_and_audio, time_step
 from speechbrain.dataio.sampler import ReproducibleRandomSampler
 
-from speechbrain_xfer.data.dataio import read_mono_16k
 from speechbrain_xfer.data.sampling import LengthGroupedSampler
-from speechbrain_xfer.data.synth import read_manifest
 
 
 def main():
@@ -34,10 +29,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    with open(YAML) as f, tempfile.TemporaryDirectory() as out:
-        hp = load_hyperpyyaml(f, {"data_folder": args.data, "pretrained_source": args.data, "output_folder": out})
-    rows = read_manifest(os.path.join(args.data, "train_k10.csv"))
-    wavs = [read_mono_16k(r["wav"].replace("$data_root", args.data)) for r in rows]
+    hp, wavs = recipe_modules_and_audio(args.data)
     durations = [len(w) / 16000 for w in wavs]
     draws = {"seed": 1, "replacement": True, "num_samples": 8 * args.steps}
     samplers = {"random batches": ReproducibleRandomSampler(wavs, **draws),

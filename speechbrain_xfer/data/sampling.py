@@ -8,7 +8,7 @@ when asked), then, within each pool of a few batches' worth of draws, sorts
 them by duration, cuts the pool into batches and shuffles the batches' order:
 each epoch still sees a fresh random draw, each batch holds neighbours in
 duration. ``python benchmarks/length_grouping.py`` measures the padding and
-the time per epoch with and without it.
+the time per training step with and without it.
 """
 
 import torch
