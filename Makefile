@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/sbx demo --out results/demo
 
-test: $(STAMP)
+lint: $(STAMP)
 	$(VENV)/bin/ruff check speechbrain_xfer recipes tests benchmarks
+	$(VENV)/bin/ruff format --check speechbrain_xfer recipes tests benchmarks
+
+test: lint
 	$(VENV)/bin/python -m pytest
 
 clean:

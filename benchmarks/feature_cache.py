@@ -126,8 +126,10 @@ def main():
                                               target)  # fmt: skip
         pairs = zip(plain.modules.heads.state_dict().values(), cached.modules.heads.state_dict().values())
         heads = max(float((a - b).abs().max()) for a, b in pairs)
-        print(f"max |difference|: encoder outputs (valid frames) {features:.2e}, "
-              f"test log-probs after training {log_probs:.2e}, head weights {heads:.2e}")
+        print(
+            f"max |difference|: encoder outputs (valid frames) {features:.2e}, "
+            f"test log-probs after training {log_probs:.2e}, head weights {heads:.2e}"
+        )
         accuracies = [brain.valid_stats["accuracy"] for brain, _ in brains.values()]
         print("valid accuracy after training: " + ", ".join(f"{n} {a:.3f}" for n, a in zip(brains, accuracies)))
 

@@ -69,8 +69,10 @@ def main():
         run = os.path.relpath(os.path.dirname(path), os.path.join(args.grid, "runs"))
         print(f"{run:32s} {len(history):6d} " + "".join(cells))
     for p in shorter:
-        print(f"patience {p}{' (strict)' if args.strict else ''}: another best epoch in {changed[p]} of "
-              f"{len(paths)} runs; training time {seconds[p]:.0f} s instead of {total:.0f} s")
+        print(
+            f"patience {p}{' (strict)' if args.strict else ''}: another best epoch in {changed[p]} of "
+            f"{len(paths)} runs; training time {seconds[p]:.0f} s instead of {total:.0f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ logger = logging.getLogger("speechbrain_xfer")
 def _add_synth_options(parser):
     parser.add_argument("--seed", type=int, default=1234, help="corpus seed (default: 1234)")
     parser.add_argument("--speakers", type=int, default=60, help="synthetic speakers (default: 60)")
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="multiplies the training utterances per speaker (default: 1.0)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="worker processes (default: all cores)")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiplies the training utterances per speaker (default: 1.0)"
+    )
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
 
 
 def _synth_options(args):
@@ -203,23 +203,35 @@ def _add_inference_parser(commands, name, help_text, func):
 
 def _add_grid_options(parser, out, shots):
     parser.add_argument("--task", default="kws", help="comma-separated: kws, intent, emotion, asr (default: kws)")
-    parser.add_argument("--shots", default=shots,
-                        help=f"examples per class (asr: training sentences), or 'all' (default: {shots})")
-    parser.add_argument("--methods", default="scratch,finetune,l2sp,frozen",
-                        help="recipe YAML names (default: scratch,finetune,l2sp,frozen)")
+    parser.add_argument(
+        "--shots", default=shots, help=f"examples per class (asr: training sentences), or 'all' (default: {shots})"
+    )
+    parser.add_argument(
+        "--methods",
+        default="scratch,finetune,l2sp,frozen",
+        help="recipe YAML names (default: scratch,finetune,l2sp,frozen)",
+    )
     parser.add_argument("--seeds", type=int, default=1, help="seeds 1..N (default: 1)")
     parser.add_argument("--data", default="results/demo/data", help="SynthSpeech corpus root")
-    parser.add_argument("--pretrained", default="results/demo/pretrain/encoder",
-                        help="pretrained encoder folder (default: the demo's CTC pretraining)")
-    parser.add_argument("--pretrained-kws", default="results/demo/pretrain/words/encoder",
-                        help="pretrained encoder folder of the kws transfer runs (default: the demo's encoder "
-                             "fine-tuned on the source words)")
+    parser.add_argument(
+        "--pretrained",
+        default="results/demo/pretrain/encoder",
+        help="pretrained encoder folder (default: the demo's CTC pretraining)",
+    )
+    parser.add_argument(
+        "--pretrained-kws",
+        default="results/demo/pretrain/words/encoder",
+        help="pretrained encoder folder of the kws transfer runs (default: the demo's encoder "
+        "fine-tuned on the source words)",
+    )
     parser.add_argument("--out", default=out, help=f"output folder (default: {out})")
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side (default: 2)")
     parser.add_argument("--recipes", default=None, help="recipes/SynthSpeech folder (default: the repository's)")
-    parser.add_argument("--recipe-args", default="",
-                        help="extra arguments for every run, written with '=': "
-                             "--recipe-args='--device=cuda:0 --number_of_epochs=5'")
+    parser.add_argument(
+        "--recipe-args",
+        default="",
+        help="extra arguments for every run, written with '=': --recipe-args='--device=cuda:0 --number_of_epochs=5'",
+    )
 
 
 def build_parser():
@@ -256,8 +268,11 @@ def build_parser():
     export.add_argument("--language", default="en", help="model card language (default: en)")
     export.add_argument("--license", default="apache-2.0", help="model card license (default: apache-2.0)")
     export.add_argument("--dataset", default=None, help="model card dataset (default: the recipe's)")
-    export.add_argument("--example", default=None,
-                        help="audio file shipped as example.wav (default: a test utterance, SynthSpeech only)")
+    export.add_argument(
+        "--example",
+        default=None,
+        help="audio file shipped as example.wav (default: a test utterance, SynthSpeech only)",
+    )
     export.add_argument("--overwrite", action="store_true", help="replace out_dir if it exists")
     export.set_defaults(func=cmd_export)
 

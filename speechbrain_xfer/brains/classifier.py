@@ -95,9 +95,7 @@ class UtteranceClassifierBrain(TransferBrain):
             all_right = right if all_right is None else all_right & right
             num_classes = len(self.hparams.label_encoders[target])
             confusions[target] = confusion_matrix(predictions, targets, num_classes)
-            stats[f"macro_f1_{target}" if len(self.hparams.targets) > 1 else "macro_f1"] = macro_f1(
-                confusions[target]
-            )
+            stats[f"macro_f1_{target}" if len(self.hparams.targets) > 1 else "macro_f1"] = macro_f1(confusions[target])
             if len(self.hparams.targets) > 1:
                 stats[f"accuracy_{target}"] = float(right.float().mean())
         stats["accuracy"] = float(all_right.float().mean())

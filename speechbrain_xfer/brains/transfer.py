@@ -381,9 +381,7 @@ class TransferBrain(sb.Brain):
             return super()._wrap_distributed()
         for name, module in self.modules.items():
             if any(p.requires_grad for p in module.parameters()):
-                self.modules[name] = DistributedDataParallel(
-                    module, find_unused_parameters=self.find_unused_parameters
-                )
+                self.modules[name] = DistributedDataParallel(module, find_unused_parameters=self.find_unused_parameters)
 
     # -- optimizers -----------------------------------------------------
     def init_optimizers(self):

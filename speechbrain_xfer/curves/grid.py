@@ -157,8 +157,12 @@ def run_grid(runs, recipes_root, corpus_root, pretrained_source, jobs=1, extra_o
 
         def submit(batch):
             return [
-                pool.submit(_execute, r, run_command(r, recipes_root, corpus_root, pretrained_source,
-                                                     extra_overrides, task_sources), threads)  # fmt: skip
+                pool.submit(
+                    _execute,
+                    r,
+                    run_command(r, recipes_root, corpus_root, pretrained_source, extra_overrides, task_sources),
+                    threads,
+                )  # fmt: skip
                 for r in batch
             ]
 

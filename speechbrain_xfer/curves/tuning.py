@@ -80,7 +80,9 @@ def write_tuning_report(rows, lrs, out):
         writer.writeheader()
         writer.writerows(rows)
     with open(os.path.join(out, "tuning.md"), "w") as f:
-        f.write("### Learning-rate choice: best validation score, mean over seeds "
-                "(accuracy in %; for asr, CER in %, lower is better)\n\n")
+        f.write(
+            "### Learning-rate choice: best validation score, mean over seeds "
+            "(accuracy in %; for asr, CER in %, lower is better)\n\n"
+        )
         f.write(markdown_table(chosen, lrs))
     return {key: best for key, (best, _) in chosen.items()}

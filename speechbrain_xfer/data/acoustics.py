@@ -82,8 +82,9 @@ def place_in_clip(rng, speech, clip_seconds=None, pad_seconds=(0.1, 0.5)):
     return clip
 
 
-def apply_conditions(rng, speech, clip_seconds=None, reverb_prob=0.5, noise_prob=0.8,
-                     snr_db=(5.0, 30.0), level_db=(-32.0, -16.0)):
+def apply_conditions(
+    rng, speech, clip_seconds=None, reverb_prob=0.5, noise_prob=0.8, snr_db=(5.0, 30.0), level_db=(-32.0, -16.0)
+):
     """Turns clean speech into a recording: room, placement, level and noise.
 
     Arguments

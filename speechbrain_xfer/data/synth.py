@@ -101,8 +101,13 @@ def _plan_intent(groups, options):
                     phrasings = texts.intent_phrasings(action, obj, location)
                     text = phrasings[rng.integers(len(phrasings))]
                     label = texts.intent_label(action, obj, location)
-                    labels = {"transcript": text, "intent": label, "action": action,
-                              "object": obj, "location": location}
+                    labels = {
+                        "transcript": text,
+                        "intent": label,
+                        "action": action,
+                        "object": obj,
+                        "location": location,
+                    }
                     utts.append(Utterance(f"{split}_s{s:03d}_{label}_{rep}", split, spk, text, labels))
     return {"intent": utts}
 
@@ -249,8 +254,11 @@ def synthesize_subset(folder, utts, options, task, jobs=1, progress=True):
             lambda chunk: _synthesize_chunk(chunk, folder, options.seed),
             chunks, jobs=jobs, on_progress=bar.update,
         )  # fmt: skip
-    failures = [{"ID": u.id, "voice": u.speaker.id, "text": u.text, "reason": d.reason}
-                for u, d in zip(utts, durations) if isinstance(d, Failure)]
+    failures = [
+        {"ID": u.id, "voice": u.speaker.id, "text": u.text, "reason": d.reason}
+        for u, d in zip(utts, durations)
+        if isinstance(d, Failure)
+    ]
     for failure in failures:
         logger.warning("could not synthesize %(ID)s (voice %(voice)s, %(text)r): %(reason)s", failure)
     counts = {}
@@ -262,8 +270,13 @@ def synthesize_subset(folder, utts, options, task, jobs=1, progress=True):
         counts[split] = len(split_rows)
     if task in STRATIFY_BY:
         write_kshot_manifests(folder, STRATIFY_BY[task], options.seed)
-    report = {"options": asdict(options), "task": task, "counts": counts, "failures": failures,
-              "hours": round(sum(d for d in durations if not isinstance(d, Failure)) / 3600, 3)}
+    report = {
+        "options": asdict(options),
+        "task": task,
+        "counts": counts,
+        "failures": failures,
+        "hours": round(sum(d for d in durations if not isinstance(d, Failure)) / 3600, 3),
+    }
     with open(marker, "w") as f:
         json.dump(report, f, indent=1)
     logger.info("wrote %s: %s utterances, %.2f h, %d failed", folder, counts, report["hours"], len(failures))

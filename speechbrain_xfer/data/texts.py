@@ -35,22 +35,26 @@ INTENTS = (
                         ("heat", "washroom"), ("heat", "none"), ("volume", "none")]]
 )  # fmt: skip
 
-_ON = ("turn on the {o}{l}", "switch on the {o}{l}", "{lo} {o} on",
-       "could you turn the {o} on{l}", "{o} on{l} please")
-_OFF = ("turn off the {o}{l}", "switch off the {o}{l}", "{lo} {o} off",
-        "could you turn the {o} off{l}", "{o} off{l} please")
-_UP = ("increase the {o}{l}", "turn up the {o}{l}", "{lo} {o} up",
-       "make it louder{l}", "more {o}{l} please")
-_DOWN = ("decrease the {o}{l}", "turn down the {o}{l}", "{lo} {o} down",
-         "make it quieter{l}", "less {o}{l} please")
-_BRING = ("bring me the {o}", "get me my {o}", "fetch the {o}",
-          "i need my {o}", "go get the {o}")
-_LANG = ("change the language to {o}", "switch to {o}", "use {o}",
-         "set my language to {o}", "i want {o}")
-_LANG_NONE = ("change the language", "switch language", "use another language",
-              "change language please", "set a different language")
-_PHRASES = {"activate": _ON, "deactivate": _OFF, "increase": _UP,
-            "decrease": _DOWN, "bring": _BRING}
+_ON = ("turn on the {o}{l}", "switch on the {o}{l}", "{lo} {o} on", "could you turn the {o} on{l}", "{o} on{l} please")
+_OFF = (
+    "turn off the {o}{l}",
+    "switch off the {o}{l}",
+    "{lo} {o} off",
+    "could you turn the {o} off{l}",
+    "{o} off{l} please",
+)
+_UP = ("increase the {o}{l}", "turn up the {o}{l}", "{lo} {o} up", "make it louder{l}", "more {o}{l} please")
+_DOWN = ("decrease the {o}{l}", "turn down the {o}{l}", "{lo} {o} down", "make it quieter{l}", "less {o}{l} please")
+_BRING = ("bring me the {o}", "get me my {o}", "fetch the {o}", "i need my {o}", "go get the {o}")
+_LANG = ("change the language to {o}", "switch to {o}", "use {o}", "set my language to {o}", "i want {o}")
+_LANG_NONE = (
+    "change the language",
+    "switch language",
+    "use another language",
+    "change language please",
+    "set a different language",
+)
+_PHRASES = {"activate": _ON, "deactivate": _OFF, "increase": _UP, "decrease": _DOWN, "bring": _BRING}
 
 
 def intent_label(action, obj, location):
@@ -136,8 +140,7 @@ _VERB = (
     "needed used increased decreased"
 ).split()
 _INTRANS = (
-    "slept laughed waited shouted smiled arrived vanished danced sang "
-    "trembled fell rested listened whispered wandered"
+    "slept laughed waited shouted smiled arrived vanished danced sang trembled fell rested listened whispered wandered"
 ).split()
 _ADV = "quickly slowly quietly loudly carefully suddenly happily sadly early late".split()
 _PREP = "across near behind beside under over into through along past".split()
@@ -200,8 +203,7 @@ _NUMBERS = "one two three four five six seven eight nine ten twenty thirty".spli
 _CITIES = "paris london berlin tokyo madrid rome boston sydney cairo lima".split()
 _DAYS = "today tomorrow tonight monday friday saturday sunday".split()
 _GENRES = "jazz rock classical country pop folk".split()
-_TASKS = ("water the plants", "call the doctor", "buy milk", "pay the rent",
-          "feed the cat", "book a table")
+_TASKS = ("water the plants", "call the doctor", "buy milk", "pay the rent", "feed the cat", "book a table")
 _TARGET_TEMPLATES = (
     lambda r: f"set a timer for {r.choice(_NUMBERS)} minutes",
     lambda r: f"what is the weather in {r.choice(_CITIES)} {r.choice(_DAYS)}",

@@ -50,8 +50,15 @@ def card_data(info):
     """The card's YAML front matter, as ``huggingface_hub.ModelCardData``."""
     pipeline = PIPELINES[info["kind"]]
     results = [
-        EvalResult(task_type=pipeline, dataset_type=info["dataset"], dataset_name=f"{info['dataset']} {info['task']}",
-                   dataset_split="test", metric_type=kind, metric_value=value, metric_name=name)  # fmt: skip
+        EvalResult(
+            task_type=pipeline,
+            dataset_type=info["dataset"],
+            dataset_name=f"{info['dataset']} {info['task']}",
+            dataset_split="test",
+            metric_type=kind,
+            metric_value=value,
+            metric_name=name,
+        )  # fmt: skip
         for kind, value, name in card_metrics(info)
     ]
     tags = ["speechbrain", "speechbrain_xfer", "transfer-learning", pipeline]
@@ -78,13 +85,13 @@ def write_model_card(path, info):
                           "it loads through `foreign_class` and the folder's `custom_interface.py`, which re-exports "
                           "`speechbrain_xfer.hub.interfaces.MultiTargetClassifier`.\n")  # fmt: skip
     body = f"""
-# {info['name']}
+# {info["name"]}
 
-{what.capitalize()} on {info['dataset']} ({info['task']}), fine-tuned with
-speechbrain_xfer recipes, method `{info['method']}`:
-a `{info['encoder']}` encoder (pretrained source: `{info['pretrained_source'] or 'none, trained from scratch'}`;
-regularizers: {regularizers}) and its task head, trained on {info['train_examples'] or 'an unknown number of'}
-utterances for {summary.get('steps', '?')} steps ({summary.get('train_time_s', 0):.0f} s).
+{what.capitalize()} on {info["dataset"]} ({info["task"]}), fine-tuned with
+speechbrain_xfer recipes, method `{info["method"]}`:
+a `{info["encoder"]}` encoder (pretrained source: `{info["pretrained_source"] or "none, trained from scratch"}`;
+regularizers: {regularizers}) and its task head, trained on {info["train_examples"] or "an unknown number of"}
+utterances for {summary.get("steps", "?")} steps ({summary.get("train_time_s", 0):.0f} s).
 
 ## Results on the test split
 

@@ -50,8 +50,9 @@ def test_pretraining_exports_a_loadable_encoder(pretrained_encoder):
     assert summary["steps"] == 2  # one epoch of 32 utterances in batches of 16
 
 
-def test_source_words_stage_fine_tunes_the_pretrained_encoder_and_exports_it(words_encoder, pretrained_encoder,
-                                                                             run_recipe, tiny_corpus, tmp_path):
+def test_source_words_stage_fine_tunes_the_pretrained_encoder_and_exports_it(
+    words_encoder, pretrained_encoder, run_recipe, tiny_corpus, tmp_path
+):
     words, pretrained = (torch.load(f / "encoder.ckpt", weights_only=True) for f in (words_encoder, pretrained_encoder))
     assert words.keys() == pretrained.keys()
     assert any(not torch.equal(words[k], pretrained[k]) for k in words)  # it trained, from the CTC encoder's weights

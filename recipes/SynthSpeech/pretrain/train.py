@@ -24,7 +24,10 @@ from speechbrain_xfer.experiment import export_source, run_experiment
 def dataio_prepare(hparams):
     csvs = {split: hparams[f"{split}_csv"] for split in ("train", "valid", "test")}
     datasets, hparams["tokenizer"] = asr_datasets(
-        hparams["data_folder"], csvs, hparams["save_folder"], tokenizer=hparams["tokenizer_kind"],
+        hparams["data_folder"],
+        csvs,
+        hparams["save_folder"],
+        tokenizer=hparams["tokenizer_kind"],
         alphabet=hparams["alphabet"],
     )
     return datasets

@@ -1,6 +1,5 @@
 """Factories for small classifier Brains on the tiny SynthSpeech corpus."""
 
-
 import pytest
 import torch
 from speechbrain.lobes.features import Fbank
@@ -39,9 +38,7 @@ def make_brain():
             "regularizers": {"l2sp": L2SP(encoder, heads, alpha=0.1, beta=0.0)} if regularizers else {},
             **(extra or {}),
         }
-        checkpointer = Checkpointer(
-            str(tmp_path / "ckpt"), {"encoder": encoder, "heads": heads, "counter": counter}
-        )
+        checkpointer = Checkpointer(str(tmp_path / "ckpt"), {"encoder": encoder, "heads": heads, "counter": counter})
         brain = UtteranceClassifierBrain(
             modules={"encoder": encoder, "heads": heads},
             opt_class=lambda params: torch.optim.Adam(params, lr=3e-3),

@@ -1,6 +1,5 @@
 """UtteranceClassifierBrain on SynthSpeech audio: real SpeechBrain training loops."""
 
-
 import pytest
 import speechbrain as sb
 import torch

@@ -80,8 +80,9 @@ def test_a_nonfinite_gradient_with_a_finite_loss_skips_the_whole_step(caplog):
         skipped_at_first.fit(range(1), one_batch, progressbar=False)
     assert torch.equal(weights(skipped_at_first), weights(make_brain(bad_steps=())))
     assert not torch.equal(weights(brain), weights(skipped_at_first))
-    assert any("gradient of model." in r.getMessage() and "not finite at batch 1" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "gradient of model." in r.getMessage() and "not finite at batch 1" in r.getMessage() for r in caplog.records
+    )
 
 
 @pytest.mark.parametrize("where", ["yaml", "command_line"])

@@ -177,8 +177,10 @@ def test_hub_id_is_loaded_from_the_hf_cache_offline(tiny_models, tmp_path):
     (repo / "refs" / "main").write_text(commit)
     shutil.copytree(folder, repo / "snapshots" / commit)
     encoder = HFEncoder("tiny-org/tiny-wav2vec2", save_path=tmp_path)
-    assert torch.equal(encoder.model.state_dict()["encoder.layers.1.attention.k_proj.weight"],
-                       saved["encoder.layers.1.attention.k_proj.weight"])
+    assert torch.equal(
+        encoder.model.state_dict()["encoder.layers.1.attention.k_proj.weight"],
+        saved["encoder.layers.1.attention.k_proj.weight"],
+    )
     assert encoder(*batch()).shape == (2, SSL_FRAMES, DIM)
 
 
