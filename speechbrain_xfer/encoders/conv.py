@@ -83,6 +83,24 @@ class ConvEncoder(nn.Module):
         )
         self.rnn = nn.GRU(channels[-1], rnn_dim, batch_first=True, bidirectional=True) if rnn_dim else None
         self.output_dim = 2 * rnn_dim if rnn_dim else channels[-1]
+        # In every checkpoint, so that loading one into an encoder of other strides fails: the weights
+        # would fit (a stride changes no shape) and the encoder would run at another frame rate.
+        self.register_buffer("frame_strides", torch.tensor(strides, dtype=torch.long))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):  # fmt: skip
+        key = prefix + "frame_strides"
+        if key not in state_dict:  # a checkpoint saved before the strides were: nothing to compare
+            state_dict[key] = self.frame_strides.clone()
+        elif state_dict[key].tolist() != self.frame_strides.tolist():
+            error_msgs.append(
+                f"the checkpoint's encoder has strides {state_dict[key].tolist()} but this one "
+                f"{self.frame_strides.tolist()}: its weights would run at another frame rate; set the "
+                f"encoder's strides to {state_dict[key].tolist()} or train it again"
+            )
+            state_dict[key] = self.frame_strides.clone()
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)  # fmt: skip
 
     def layers(self):
         """The encoder's layers, bottom to top, for freezing and learning-rate schedules."""
