@@ -1,6 +1,7 @@
 """SpeechBrain data pipelines shared by the recipes."""
 
 import csv
+import logging
 import os
 
 import speechbrain as sb
@@ -12,6 +13,8 @@ from speechbrain.tokenizers.SentencePiece import SentencePiece
 # ManifestError is defined with the checks that raise most of them; it is imported from here too.
 from speechbrain_xfer.data.sampling import item_durations
 from speechbrain_xfer.data.validation import SAMPLE_RATE, ManifestError, check_manifests
+
+logger = logging.getLogger(__name__)
 
 
 def _audio_datasets(data_folder, csv_files, save_folder, label_columns=(), class_columns=()):
@@ -183,6 +186,39 @@ class CharTokenizer:
         encoder.ignore_len()
         return cls(encoder)
 
+    @classmethod
+    def from_source(cls, source, path, texts=()):
+        """The character set of a pretrained CTC model, copied to ``path`` (and reloaded from there on resume).
+
+        A pretrained CTC head means something only with the characters it
+        was trained on, in their order: ``<source>/tokenizer.ckpt``, the file
+        that SpeechBrain's ``EncoderASR`` folders (and the SynthSpeech
+        pretraining's export) hold. ``source`` is a folder or a hub id.
+        Characters of ``texts`` that the set lacks encode to ``<unk>``; they
+        are logged once.
+
+        Example
+        -------
+        >>> folder = getfixture("tmp_path")
+        >>> source = CharTokenizer.load_or_create(folder / "tokenizer.ckpt", ["ab c"])
+        >>> tok = CharTokenizer.from_source(folder, folder / "save" / "chars.txt", ["cab"])
+        >>> tok.vocabulary() == source.vocabulary(), tok.encode("cab") == source.encode("cab")
+        (True, True)
+        """
+        from speechbrain_xfer.encoders.speechbrain_pretrained import load_speechbrain_modules
+
+        if not os.path.isfile(path):
+            encoder = CTCTextEncoder()
+            load_speechbrain_modules({"tokenizer": encoder}, source)
+            os.makedirs(os.path.dirname(os.fspath(path)), exist_ok=True)
+            encoder.save(str(path))
+        tokenizer = cls.load_or_create(path, [])
+        unknown = sorted({c for text in texts for c in text} - set(tokenizer.vocabulary()))
+        if unknown:
+            logger.warning(f"characters {unknown} of the transcripts are not in the character set of {source} "
+                           f"(the pretrained CTC head's): they become <unk>")  # fmt: skip
+        return tokenizer
+
     def encode(self, text):
         """Token ids of ``text``, one per character."""
         return self.encoder.encode_sequence(text)
@@ -269,7 +305,7 @@ def _transcripts(path):
 
 
 def asr_datasets(data_folder, csv_files, save_folder, tokenizer="char", vocab_size=None, model_type="unigram",
-                 alphabet=""):  # fmt: skip
+                 alphabet="", tokenizer_source=None):  # fmt: skip
     """Datasets yielding ``sig``, ``transcript`` and its CTC ``tokens``, and their tokenizer.
 
     The tokenizer is built from the training manifest's transcripts and saved
@@ -294,6 +330,10 @@ def asr_datasets(data_folder, csv_files, save_folder, tokenizer="char", vocab_si
     alphabet : str
         Characters always in the character set (``tokenizer="char"``), e.g.
         ``"abcdefghijklmnopqrstuvwxyz '"``: the CTC head's size is then fixed.
+    tokenizer_source : str, optional
+        A pretrained CTC model (folder or hub id) whose character set to use
+        instead of building one (``tokenizer="char"`` only), so that its CTC
+        head can be fine-tuned: see :meth:`CharTokenizer.from_source`.
 
     Returns
     -------
@@ -308,7 +348,14 @@ def asr_datasets(data_folder, csv_files, save_folder, tokenizer="char", vocab_si
     for path in csv_files.values():
         _transcripts(path)
     os.makedirs(save_folder, exist_ok=True)
-    text_tokenizer = _asr_tokenizer(tokenizer, csv_files["train"], save_folder, vocab_size, model_type, alphabet)
+    if tokenizer_source is None:
+        text_tokenizer = _asr_tokenizer(tokenizer, csv_files["train"], save_folder, vocab_size, model_type, alphabet)
+    elif tokenizer == "char":
+        path = os.path.join(save_folder, "char_tokenizer.txt")
+        text_tokenizer = CharTokenizer.from_source(tokenizer_source, path, _transcripts(csv_files["train"]))
+    else:
+        raise ValueError(f"tokenizer_source takes a pretrained model's character set (tokenizer='char'); "
+                         f"with tokenizer={tokenizer!r} leave it out")  # fmt: skip
 
     @sb.utils.data_pipeline.takes(TRANSCRIPT)
     @sb.utils.data_pipeline.provides("tokens")

@@ -183,6 +183,10 @@ def test_asr_recipe_trains_tests_and_summarizes(trained, pretrained_encoder, met
     assert summary["valid_history"] and summary["steps"] > 0
     assert (run / "wer.txt").is_file()
     if method != "scratch":
+        # The pretraining's CTC head was loaded too, with its character set, in its order.
+        assert f"ctc_head ({pretrained_encoder / 'ctc_head.ckpt'})" in (run / "log.txt").read_text()
+        tokens = (run / "save" / "char_tokenizer.txt").read_text()
+        assert tokens == (pretrained_encoder / "tokenizer.ckpt").read_text()
         # The pretrained encoder was loaded: the first checkpoint's encoder (or, for LoRA, its frozen base)
         # started from it, so the frozen run's encoder still equals it.
         if method == "frozen":

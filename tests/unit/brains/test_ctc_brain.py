@@ -13,8 +13,9 @@ from speechbrain.processing.features import InputNormalization
 from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_xfer.brains import CTCBrain
-from speechbrain_xfer.data.dataio import ManifestError, asr_datasets
+from speechbrain_xfer.data.dataio import CharTokenizer, ManifestError, asr_datasets
 from speechbrain_xfer.data.synth import read_manifest, write_manifest
+from speechbrain_xfer.encoders import PretrainedSourceError
 from speechbrain_xfer.encoders.conv import ConvEncoder
 from speechbrain_xfer.lobes import CTCHead
 from speechbrain_xfer.regularization import L2SP
@@ -189,6 +190,31 @@ def test_a_second_run_reuses_the_saved_tokenizer(asr_manifest, tmp_path, kind):
     assert saved and all(path.stat().st_mtime_ns == mtime for path, mtime in saved.items())
     assert second.vocabulary() == first.vocabulary()
     assert second.decode(second.encode("call oliver monday")) == "call oliver monday"
+
+
+def test_a_pretrained_character_set_is_taken_as_it_is(asr_manifest, tmp_path, caplog):
+    # The source model's characters in another order than the target transcripts would give, and no 'v'.
+    _, csvs = asr_manifest
+    source = tmp_path / "source"
+    source.mkdir()
+    chars = CharTokenizer.load_or_create(source / "tokenizer.ckpt", ["zyx wutsrqponmlkjihgfedcba"])
+    with caplog.at_level(logging.WARNING, logger="speechbrain_xfer.data.dataio"):
+        _, tok = asr_datasets("unused", csvs, str(tmp_path / "save"), tokenizer_source=str(source))
+    assert tok.vocabulary() == chars.vocabulary()
+    assert tok.encode("call oliver") == chars.encode("call oliver")
+    assert "characters ['v'] of the transcripts are not in the character set of" in caplog.text
+    # Saved in the save folder, so that a resumed run reads the same set even without the source.
+    (source / "tokenizer.ckpt").unlink()
+    _, again = asr_datasets("unused", csvs, str(tmp_path / "save"), tokenizer_source=str(source))
+    assert again.vocabulary() == chars.vocabulary()
+
+
+def test_a_pretrained_character_set_must_exist_and_be_characters(asr_manifest, tmp_path):
+    _, csvs = asr_manifest
+    with pytest.raises(PretrainedSourceError, match=r"no file 'tokenizer\.ckpt' for module 'tokenizer'"):
+        asr_datasets("unused", csvs, str(tmp_path / "save"), tokenizer_source=str(tmp_path))
+    with pytest.raises(ValueError, match="with tokenizer='sentencepiece' leave it out"):
+        asr_datasets("unused", csvs, str(tmp_path), tokenizer="sentencepiece", vocab_size=30, tokenizer_source="x")
 
 
 def test_manifest_without_transcripts_is_refused(tmp_path):
