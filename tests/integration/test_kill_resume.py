@@ -38,7 +38,7 @@ def pretrained(tmp_path):
     folder = tmp_path / "pretrained"
     folder.mkdir()
     torch.manual_seed(123)
-    encoder = ConvEncoder(40, channels=[128, 192, 192], strides=[2, 1, 1], rnn_dim=160, dropout=0.15)
+    encoder = ConvEncoder(40, channels=[128, 192, 192], strides=[2, 2, 1], rnn_dim=160, dropout=0.15)
     torch.save(encoder.state_dict(), folder / "encoder.ckpt")
     return folder
 

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "SynthSpeech"
 TARGETS = {"KWS": ["word"], "intent": ["action", "object", "location"], "emotion": ["emotion"]}
 KWS_METHODS = sorted(p.stem for p in (RECIPES / "KWS" / "hparams").glob("*.yaml"))
-BATCH_NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+# The encoder checkpoints' buffers (batch-norm statistics, ConvEncoder's strides): everything else is a parameter.
+BUFFERS = ("running_mean", "running_var", "num_batches_tracked", "frame_strides")
 OTHER_METHODS = ("scratch", "l2sp", "frozen")  # intent and emotion: the baseline, a regularizer, the feature cache
 RUNS = [("KWS", m) for m in KWS_METHODS] + [(t, m) for t in ("intent", "emotion") for m in OTHER_METHODS]
 
@@ -59,7 +60,7 @@ def test_source_words_stage_fine_tunes_the_pretrained_encoder_and_exports_it(
     ewc = torch.load(words_encoder / "ewc.ckpt", weights_only=True)
     assert max(float(v.max()) for k, v in ewc.items() if k.startswith("fisher__")) == pytest.approx(1.0)
     assert all(torch.equal(ewc["anchor__" + k.replace(".", "__")], words[k]) for k in words
-               if k.rsplit(".", 1)[-1] not in BATCH_NORM_BUFFERS)  # fmt: skip
+               if k.rsplit(".", 1)[-1] not in BUFFERS)  # fmt: skip
     assert exported_interface(str(words_encoder)) == "EncoderClassifier"
     labels = (words_encoder / "label_encoder.ckpt").read_text()
     assert "'zero' => 0" in labels and "'yes'" not in labels  # the source words, none of the target ones
@@ -118,8 +119,8 @@ def test_l2sp_logs_its_term_and_anchors_at_the_pretrained_weights(trained, pretr
     run = trained(task, "l2sp") / "run"
     assert "R_l2sp" in (run / "train_log.txt").read_text()
     pretrained = torch.load(pretrained_encoder / "encoder.ckpt", weights_only=True)
-    # One anchor per encoder parameter (batch-norm statistics are buffers), equal to the pretrained weight.
-    parameters = [n for n in pretrained if n.rsplit(".", 1)[-1] not in BATCH_NORM_BUFFERS]
+    # One anchor per encoder parameter (not the buffers), equal to the pretrained weight.
+    parameters = [n for n in pretrained if n.rsplit(".", 1)[-1] not in BUFFERS]
     for anchors in checkpoints(run, "regularizer_l2sp"):
         assert sorted(anchors) == sorted("anchor__" + n.replace(".", "__") for n in parameters)
         for name in parameters:
@@ -130,7 +131,7 @@ def test_l2sp_logs_its_term_and_anchors_at_the_pretrained_weights(trained, pretr
 
 def test_lora_trains_adapters_and_saves_no_pretrained_weights(trained, pretrained_encoder):
     pretrained = torch.load(pretrained_encoder / "encoder.ckpt", weights_only=True)
-    weights = {k for k in pretrained if k.rsplit(".", 1)[-1] not in BATCH_NORM_BUFFERS}
+    weights = {k for k in pretrained if k.rsplit(".", 1)[-1] not in BUFFERS}
     for saved in checkpoints(trained("KWS", "lora") / "run", "encoder"):
         up = {k: v for k, v in saved.items() if k.endswith("adapter_up_proj.weight")}
         assert len(up) == 3, sorted(saved)  # one LoRA per conv block
@@ -194,7 +195,7 @@ def test_asr_recipe_trains_tests_and_summarizes(trained, pretrained_encoder, met
             ckpts = sorted((run / "save").glob("CKPT*/encoder.ckpt"))
             assert 1 <= len(ckpts) <= 2
             pretrained = torch.load(pretrained_encoder / "encoder.ckpt", weights_only=True)
-            weights = [k for k in pretrained if not k.endswith(BATCH_NORM_BUFFERS)]
+            weights = [k for k in pretrained if not k.endswith(BUFFERS)]
             for ckpt in ckpts:
                 saved = torch.load(ckpt, weights_only=True)
                 assert all(torch.equal(saved[k], pretrained[k]) for k in weights)
