@@ -348,14 +348,8 @@ def asr_datasets(data_folder, csv_files, save_folder, tokenizer="char", vocab_si
     for path in csv_files.values():
         _transcripts(path)
     os.makedirs(save_folder, exist_ok=True)
-    if tokenizer_source is None:
-        text_tokenizer = _asr_tokenizer(tokenizer, csv_files["train"], save_folder, vocab_size, model_type, alphabet)
-    elif tokenizer == "char":
-        path = os.path.join(save_folder, "char_tokenizer.txt")
-        text_tokenizer = CharTokenizer.from_source(tokenizer_source, path, _transcripts(csv_files["train"]))
-    else:
-        raise ValueError(f"tokenizer_source takes a pretrained model's character set (tokenizer='char'); "
-                         f"with tokenizer={tokenizer!r} leave it out")  # fmt: skip
+    text_tokenizer = _asr_tokenizer(tokenizer, csv_files["train"], save_folder, vocab_size, model_type, alphabet,
+                                    tokenizer_source)  # fmt: skip
 
     @sb.utils.data_pipeline.takes(TRANSCRIPT)
     @sb.utils.data_pipeline.provides("tokens")
@@ -367,9 +361,14 @@ def asr_datasets(data_folder, csv_files, save_folder, tokenizer="char", vocab_si
     return datasets, text_tokenizer
 
 
-def _asr_tokenizer(kind, train_csv, save_folder, vocab_size, model_type, alphabet=""):
+def _asr_tokenizer(kind, train_csv, save_folder, vocab_size, model_type, alphabet="", source=None):
+    if source is not None and kind != "char":
+        raise ValueError(f"tokenizer_source takes a pretrained model's character set (tokenizer='char'); "
+                         f"with tokenizer={kind!r} leave it out")  # fmt: skip
     if kind == "char":
         path = os.path.join(save_folder, "char_tokenizer.txt")
+        if source is not None:
+            return CharTokenizer.from_source(source, path, _transcripts(train_csv))
         return CharTokenizer.load_or_create(path, _transcripts(train_csv), alphabet)
     if kind == "sentencepiece":
         if vocab_size is None:

@@ -90,15 +90,14 @@ class ConvEncoder(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):  # fmt: skip
         key = prefix + "frame_strides"
-        if key not in state_dict:  # a checkpoint saved before the strides were: nothing to compare
-            state_dict[key] = self.frame_strides.clone()
-        elif state_dict[key].tolist() != self.frame_strides.tolist():
+        saved, own = state_dict.get(key), self.frame_strides.tolist()
+        if saved is not None and saved.tolist() != own:
             error_msgs.append(
-                f"the checkpoint's encoder has strides {state_dict[key].tolist()} but this one "
-                f"{self.frame_strides.tolist()}: its weights would run at another frame rate; set the "
-                f"encoder's strides to {state_dict[key].tolist()} or train it again"
+                f"the checkpoint's encoder has strides {saved.tolist()} but this one {own}: its weights would "
+                f"run at another frame rate; set the encoder's strides to {saved.tolist()} or train it again"
             )
-            state_dict[key] = self.frame_strides.clone()
+        # Checkpoints saved before the strides were have none; a mismatch is reported above: keep our own.
+        state_dict[key] = self.frame_strides.clone()
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)  # fmt: skip
 
