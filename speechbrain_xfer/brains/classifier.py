@@ -8,7 +8,9 @@ as right only when every slot is.
 hparams read here: ``targets``, ``heads`` (a ModuleDict also in ``modules``),
 ``compute_features`` and ``mean_var_norm`` (for filterbank encoders),
 ``wav_augment`` (a SpeechBrain Augmenter, training only), ``label_encoders``,
-``checkpointer``, ``train_logger``, ``output_folder``.
+``checkpointer``, ``train_logger``, ``output_folder`` (where the test
+stage writes ``confusion_<target>.tsv`` and ``predictions.tsv``, one row per
+test utterance).
 
 A batch that carries ``encoded`` (the frozen-encoder feature cache, see
 :mod:`speechbrain_xfer.data.feature_cache`) skips the front end and the
@@ -111,6 +113,7 @@ class UtteranceClassifierBrain(TransferBrain):
                             annealing_metric=1.0 - stats["accuracy"])  # fmt: skip
         if stage == sb.Stage.TEST:
             self._write_confusions(confusions)
+            self._write_predictions()
 
     def _write_confusions(self, confusions):
         folder = getattr(self.hparams, "output_folder", None)
@@ -122,3 +125,18 @@ class UtteranceClassifierBrain(TransferBrain):
                 f.write("target\\predicted\t" + "\t".join(labels) + "\n")
                 for label, row in zip(labels, confusion.tolist()):
                     f.write(label + "\t" + "\t".join(map(str, row)) + "\n")
+
+    def _write_predictions(self):
+        # One row per test utterance, for error analysis (which phrasings or voices fail).
+        folder = getattr(self.hparams, "output_folder", None)
+        if folder is None:
+            return
+        header, columns = ["ID"], [self._ids]
+        for target in self.hparams.targets:
+            labels = self.hparams.label_encoders[target].ind2lab
+            header += [target, f"predicted_{target}"]
+            columns += [[labels[i] for i in torch.cat(self._targets[target]).tolist()],
+                        [labels[i] for i in torch.cat(self._predictions[target]).tolist()]]  # fmt: skip
+        with open(os.path.join(folder, "predictions.tsv"), "w") as f:
+            for row in [header, *zip(*columns)]:
+                f.write("\t".join(row) + "\n")

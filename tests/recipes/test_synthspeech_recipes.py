@@ -1,5 +1,6 @@
 """The SynthSpeech recipes end to end: real SpeechBrain training loops of a few steps on the tiny corpus."""
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -73,7 +74,7 @@ def test_source_words_stage_fine_tunes_the_pretrained_encoder_and_exports_it(
 
 
 @pytest.mark.parametrize(("task", "method"), RUNS, ids=[f"{t}-{m}" for t, m in RUNS])
-def test_recipe_trains_tests_and_summarizes(trained, task, method):
+def test_recipe_trains_tests_and_summarizes(trained, tiny_corpus, task, method):
     run = trained(task, method) / "run"
     summary = read_summary(run)
     assert summary["metric"] == "accuracy" and summary["higher_is_better"] is True
@@ -89,6 +90,13 @@ def test_recipe_trains_tests_and_summarizes(trained, task, method):
         assert summary["test"]["accuracy"] <= min(slots) + 1e-6
     for target in TARGETS[task]:
         assert (run / f"confusion_{target}.tsv").is_file()
+    # One row per test utterance; its all-slots-right rate is the test accuracy.
+    with open(run / "predictions.tsv", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    test_ids = [row["ID"] for row in read_manifest(tiny_corpus[0] / CORPUS[task] / "test.csv")]
+    assert sorted(row["ID"] for row in rows) == sorted(test_ids)
+    right = [all(row[t] == row[f"predicted_{t}"] for t in TARGETS[task]) for row in rows]
+    assert sum(right) / len(rows) == pytest.approx(summary["test"]["accuracy"])
 
 
 @pytest.mark.parametrize("task", ["KWS", "intent", "emotion"])
