@@ -111,14 +111,12 @@ class UtteranceClassifierBrain(TransferBrain):
         stats = {"loss": stage_loss, **stats}
         self.end_evaluation(stage, epoch, stats, checkpoint_meta={"accuracy": stats["accuracy"]},
                             annealing_metric=1.0 - stats["accuracy"])  # fmt: skip
-        if stage == sb.Stage.TEST:
-            self._write_confusions(confusions)
-            self._write_predictions()
-
-    def _write_confusions(self, confusions):
         folder = getattr(self.hparams, "output_folder", None)
-        if folder is None:
-            return
+        if stage == sb.Stage.TEST and folder is not None:
+            self._write_confusions(confusions, folder)
+            self._write_predictions(folder)
+
+    def _write_confusions(self, confusions, folder):
         for target, confusion in confusions.items():
             labels = [self.hparams.label_encoders[target].ind2lab[i] for i in range(len(confusion))]
             with open(os.path.join(folder, f"confusion_{target}.tsv"), "w") as f:
@@ -126,17 +124,14 @@ class UtteranceClassifierBrain(TransferBrain):
                 for label, row in zip(labels, confusion.tolist()):
                     f.write(label + "\t" + "\t".join(map(str, row)) + "\n")
 
-    def _write_predictions(self):
+    def _write_predictions(self, folder):
         # One row per test utterance, for error analysis (which phrasings or voices fail).
-        folder = getattr(self.hparams, "output_folder", None)
-        if folder is None:
-            return
         header, columns = ["ID"], [self._ids]
         for target in self.hparams.targets:
-            labels = self.hparams.label_encoders[target].ind2lab
+            encoder = self.hparams.label_encoders[target]
             header += [target, f"predicted_{target}"]
-            columns += [[labels[i] for i in torch.cat(self._targets[target]).tolist()],
-                        [labels[i] for i in torch.cat(self._predictions[target]).tolist()]]  # fmt: skip
+            columns += [encoder.decode_ndim(torch.cat(self._targets[target])),
+                        encoder.decode_ndim(torch.cat(self._predictions[target]))]  # fmt: skip
         with open(os.path.join(folder, "predictions.tsv"), "w") as f:
             for row in [header, *zip(*columns)]:
                 f.write("\t".join(row) + "\n")
