@@ -9,6 +9,7 @@ layer groups for unfreezing schedules and layer-wise learning-rate decay, and a 
 of the hidden states.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -16,6 +17,7 @@ import os
 import huggingface_hub
 import huggingface_hub.constants
 import torch
+import torch.nn.functional as F
 from huggingface_hub.errors import EntryNotFoundError, HFValidationError
 from torch import nn
 
@@ -30,6 +32,7 @@ SUPPORTED_MODEL_TYPES = {
     "whisper": "whisper",
 }
 
+WHISPER_WINDOWS = ("30s", "batch")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt")
 FEATURE_EXTRACTOR_FILE = "preprocessor_config.json"
 HUB_HINT = (
@@ -42,10 +45,11 @@ class HFEncoder(nn.Module):
     """A pretrained speech encoder from the Hugging Face hub or a local ``save_pretrained`` folder.
 
     wav2vec 2.0, HuBERT and WavLM are loaded with SpeechBrain's ``Wav2Vec2`` wrapper; Whisper with SpeechBrain's
-    ``Whisper`` wrapper, keeping only the encoder (the decoder is dropped). Whisper takes the waveform, computes
-    the log-mel spectrogram itself, and always encodes a 30 s window (shorter input is zero-padded, longer is
-    cut); the output is trimmed back to the frames that cover the input, so every family returns
-    ``(batch, time, dim)`` with ``time`` proportional to the input length.
+    ``Whisper`` wrapper, keeping only the encoder (the decoder is dropped). Whisper takes the waveform and computes
+    the log-mel spectrogram itself. By default it encodes a 30 s window, as it was trained (shorter input is
+    zero-padded, longer is cut), and the output is trimmed back to the frames that cover the input, so every
+    family returns ``(batch, time, dim)`` with ``time`` proportional to the input length. With
+    ``whisper_window="batch"`` it encodes only the batch's own length (see that argument).
 
     Arguments
     ---------
@@ -70,6 +74,15 @@ class HFEncoder(nn.Module):
         Which hidden state to return when ``layer_sum`` is False: 0 is the input to the first transformer layer,
         ``k`` the output of layer ``k``; negative values count from the top, -1 (default) being the encoder's
         final output. Ignored when ``layer_sum`` is True.
+    whisper_window : str
+        Whisper only. ``"30s"`` (default) pads every batch to Whisper's 30 s window, so a 1 s clip costs 30 s of
+        encoder. ``"batch"`` encodes only the batch's longest input, rounded up to 20 ms (one encoder frame), with
+        the positional table cut to that many frames; inputs longer than 30 s are still cut at 30 s. The output
+        keeps one frame per 20 ms and the same alignment to the input: the hidden state entering the first
+        transformer layer is the 30 s window's, frame for frame. What changes is attention: in the 30 s window
+        every frame also attends to the frames of the zero padding, which Whisper cannot mask, and here there are
+        none, so the transformer layers' outputs differ from the 30 s window's. Pretrained Whisper never saw such
+        short windows, so fine-tune (or at least train a layer sum) rather than probe its final layer as it is.
 
     Raises
     ------
@@ -96,8 +109,11 @@ class HFEncoder(nn.Module):
         freeze_feature_extractor=True,
         layer_sum=False,
         output_layer=-1,
+        whisper_window="30s",
     ):
         super().__init__()
+        if whisper_window not in WHISPER_WINDOWS:
+            raise ValueError(f"whisper_window={whisper_window!r}: use one of {', '.join(WHISPER_WINDOWS)}")
         self.source = os.fspath(source)
         # SpeechBrain's wrappers need a string cache folder (they build "<save_path>/models--..." paths to find
         # already-downloaded snapshots); the standard HF cache makes hub ids cached by any tool usable offline.
@@ -127,6 +143,7 @@ class HFEncoder(nn.Module):
         self.layer_sum = layer_sum
         self.freeze = freeze
         self.freeze_feature_extractor = freeze_feature_extractor
+        self.whisper_window = whisper_window
 
         try:
             self.wrapper = _build_wrapper(self.family, self.source, cache_dir, freeze, freeze_feature_extractor)
@@ -296,9 +313,36 @@ class HFEncoder(nn.Module):
 
     def _encode(self, wavs, wav_lens):
         """Runs SpeechBrain's wrapper (it handles freezing, input normalisation, masks and log-mels)."""
-        if self.family == "whisper":
+        if self.family != "whisper":
+            return self.wrapper(wavs, wav_lens)
+        if self.whisper_window == "30s":
             return self.wrapper(wavs)
-        return self.wrapper(wavs, wav_lens)
+        with torch.no_grad() if self.freeze else contextlib.nullcontext():
+            return self._encode_whisper_batch_window(wavs)
+
+    def _encode_whisper_batch_window(self, wavs):
+        """Whisper's encoder over the batch's own length (``whisper_window="batch"``).
+
+        transformers' ``WhisperEncoder.forward`` refuses any input but the 30 s window, so its steps are taken
+        here one by one, with the positional table cut to the input.
+        """
+        encoder = self.model.encoder
+        stride = 2 * self.wrapper._hop_length  # samples per encoder frame: one mel hop, then conv2's stride 2
+        frames = min(max(1, math.ceil(wavs.shape[-1] / stride)), encoder.embed_positions.num_embeddings)
+        wavs = wavs[..., : frames * stride]
+        # Two frames of silence past the input give its last frames the right context they have in the 30 s
+        # window (zeros), for the STFT and both convolutions alike; they are cut after the convolutions. The
+        # log-mel's dynamic-range floor (batch maximum - 8) is the same too, as silence never raises the maximum.
+        mel = self.wrapper.log_mel_spectrogram(F.pad(wavs, (0, (frames + 2) * stride - wavs.shape[-1])))
+        hidden = F.gelu(encoder.conv2(F.gelu(encoder.conv1(mel))))[..., :frames].permute(0, 2, 1)
+        hidden = hidden + encoder.embed_positions.weight[:frames]
+        hidden = F.dropout(hidden, p=encoder.dropout, training=encoder.training)
+        for layer in encoder.layers:
+            if encoder.training and encoder.layerdrop > 0 and torch.rand([]) < encoder.layerdrop:
+                continue  # layer drop, as transformers does it
+            hidden = layer(hidden, None)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden  # a tuple under transformers 4.x
+        return encoder.layer_norm(hidden)
 
     def _trim(self, states, wavs):
         """Cuts Whisper's 30 s window back to the frames that cover the (longest) input."""

@@ -168,6 +168,54 @@ def test_layer_sum_survives_layer_drop_in_training(tiny_models):
         assert torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("samples", [321, 4000, 16000, 16123])
+def test_whisper_batch_window_keeps_20_ms_frames_and_the_30_s_windows_alignment(tiny_models, samples):
+    folder = tiny_models["whisper"][0]
+    torch.manual_seed(0)
+    wavs = torch.randn(2, samples)
+    first, last = {}, {}
+    for window in ("30s", "batch"):
+        first[window] = HFEncoder(folder, output_layer=0, whisper_window=window).eval()(wavs)
+        last[window] = HFEncoder(folder, whisper_window=window).eval()(wavs)
+    assert first["batch"].shape == last["batch"].shape == (2, math.ceil(samples / 320), DIM)
+    # What enters the first transformer layer is the 30 s window's, frame for frame ...
+    assert torch.allclose(first["batch"], first["30s"], atol=1e-6)
+    # ... but attention no longer sees the window's padding, so the layers' outputs change.
+    assert not torch.allclose(last["batch"], last["30s"], atol=1e-3)
+
+
+def test_whisper_batch_window_puts_a_click_in_the_frame_of_its_time(tiny_models):
+    encoder = HFEncoder(tiny_models["whisper"][0], output_layer=0, whisper_window="batch").eval()
+    torch.manual_seed(0)
+    # Over noise, not silence: the log-mel's floor follows the loudest bin, which a click over silence would move.
+    noise = torch.randn(1, 16000)
+    click = noise.clone()
+    click[0, 8000] += 5.0  # 0.5 s: encoder frame 25 of 50
+    changed = (encoder(click) - encoder(noise)).abs().amax(dim=-1)[0]
+    frames = changed.nonzero().flatten().tolist()
+    # The STFT window (25 ms) and the two convolutions spread it over neighbouring frames only.
+    assert 25 in frames and min(frames) >= 23 and max(frames) <= 27, frames
+
+
+def test_whisper_batch_window_trains_freezes_and_stops_at_30_s(tiny_models):
+    folder = tiny_models["whisper"][0]
+    encoder = HFEncoder(folder, layer_sum=True, whisper_window="batch").train()
+    wavs, _ = batch()
+    encoder(wavs).pow(2).mean().backward()
+    assert all(p.grad is None for p in encoder.model.encoder.conv1.parameters())
+    assert all(p.grad is not None for p in encoder.model.encoder.layers[0].parameters())
+    assert encoder.layer_weights.grad is not None
+
+    frozen = HFEncoder(folder, freeze=True, whisper_window="batch").train()
+    assert not frozen(wavs).requires_grad
+    assert torch.equal(frozen(wavs), frozen(wavs)), "a frozen encoder is deterministic"
+
+    long = torch.randn(1, 16000 * 31)
+    assert frozen(long).shape == (1, 1500, DIM), "cut at the positional table's 30 s, as the 30 s window is"
+    with pytest.raises(ValueError, match="whisper_window='10s'"):
+        HFEncoder(folder, whisper_window="10s")
+
+
 def test_hub_id_is_loaded_from_the_hf_cache_offline(tiny_models, tmp_path):
     # The code path of "facebook/wav2vec2-base": a hub id resolved through the HF cache layout.
     folder, saved = tiny_models["wav2vec2"]
