@@ -100,6 +100,10 @@ class TransferBrain(sb.Brain):
         """
         terms = {}
         for name, regularizer in self.regularizers.items():
+            if _has_closed_form_gradient(regularizer):
+                # No graph: optimizers_step adds the gradient itself (see there).
+                terms[name] = regularizer.penalty()
+                continue
             needs = getattr(regularizer, "inputs", ())
             missing = [key for key in needs if outputs.get(key) is None]
             if missing:
@@ -140,7 +144,10 @@ class TransferBrain(sb.Brain):
     def _accumulate_terms(self, task_loss, terms):
         values = {"task_loss": task_loss, **{f"R_{name}": value for name, value in terms.items()}}
         for key, value in values.items():
-            self._term_sums[key] = self._term_sums.get(key, 0.0) + float(value.detach())
+            # Summed on the device: reading a value here would make a GPU wait for the forward pass before
+            # the backward pass is even queued (benchmarks/hf_step.py on a GPU showed it at small batches).
+            value = value.detach().to(torch.float64)
+            self._term_sums[key] = self._term_sums[key] + value if key in self._term_sums else value
         self._term_count += 1
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
@@ -152,16 +159,17 @@ class TransferBrain(sb.Brain):
         SpeechBrain rewrites the bar's postfix with the total loss after every
         batch, so the terms go in its description.
         """
-        if not self._term_count:
+        colour = self.tqdm_barcolor["train"]
+        bars = [bar for bar in list(tqdm._instances) if not bar.disable and getattr(bar, "colour", None) == colour]
+        if not self._term_count or not bars:
             return
         text = " ".join(f"{key}={value:.3g}" for key, value in self.term_averages().items())
-        for bar in list(tqdm._instances):
-            if not bar.disable and getattr(bar, "colour", None) == self.tqdm_barcolor["train"]:
-                bar.set_description_str(text, refresh=False)
+        for bar in bars:
+            bar.set_description_str(text, refresh=False)
 
     def term_averages(self):
         """Average of the task loss and of each R_k over the current epoch."""
-        return {key: total / max(self._term_count, 1) for key, total in self._term_sums.items()}
+        return {key: float(total) / max(self._term_count, 1) for key, total in self._term_sums.items()}
 
     # -- validation history and run summary -----------------------------
     #: The test metric of ``summary.json``, whether higher is better, and the
@@ -267,17 +275,29 @@ class TransferBrain(sb.Brain):
             self._nonfinite_loss = True
             self._count_nonfinite_batch("loss")
 
-    def check_gradients(self):
+    def check_gradients(self, grad_norms=None):
         """Skips the whole step when its loss or any gradient is not finite: every gradient is dropped.
 
         SpeechBrain drops only the non-finite gradients and steps the other
         parameters, and a NaN loss with finite gradients (e.g. a NaN that does
         not depend on the weights) would still update them. Called by
         ``optimizers_step`` while ``skip_nonfinite_grads`` is on (the default
-        here), after clipping.
+        here), after clipping, with the total gradient norms that clipping
+        computed: a gradient is finite everywhere if and only if the norm is
+        (one check instead of one per parameter, which is slow for an encoder
+        of hundreds of tensors). The parameters are searched only to name a
+        culprit.
+
+        Arguments
+        ---------
+        grad_norms : list of torch.Tensor, optional
+            Total gradient norms covering every gradient; computed here if None.
         """
-        grads = ((name, p.grad) for name, p in self.modules.named_parameters() if p.grad is not None)
-        bad = [name for name, grad in grads if not grad.isfinite().all()]
+        named = [(name, p.grad) for name, p in self.modules.named_parameters() if p.grad is not None]
+        if grad_norms is None:
+            grad_norms = torch._foreach_norm([grad for _, grad in named]) if named else []
+        finite = not grad_norms or bool(torch.stack([n.float() for n in grad_norms]).isfinite().all())
+        bad = [] if finite else [name for name, grad in named if not grad.isfinite().all()] or ["(total norm)"]
         if bad and not self._nonfinite_loss:
             self._count_nonfinite_batch(f"gradient of {bad[0]}" + (f" (and {len(bad) - 1} more)" if bad[1:] else ""))
         if bad or self._nonfinite_loss:
@@ -361,7 +381,8 @@ class TransferBrain(sb.Brain):
             self._term_sums, self._term_count = {}, 0
 
     def on_fit_batch_start(self, batch, should_step):
-        if "encoder" in self.modules:
+        # A schedule that never freezes changes nothing: skip walking the encoder's layers at every batch.
+        if "encoder" in self.modules and self.schedule.ever_freezes:
             self.schedule.apply(encoder_layers(self.modules.encoder), self.optimizer_step)
 
     def encoder_trainable(self):
@@ -410,18 +431,34 @@ class TransferBrain(sb.Brain):
         return optimizers
 
     def optimizers_step(self):
-        """Like ``sb.Brain.optimizers_step``, but clips every parameter group.
+        """Like ``sb.Brain.optimizers_step``, but clips every parameter group, and adds closed-form gradients.
 
         SpeechBrain clips only ``param_groups[0]`` of each optimizer, which
         would leave the layer-wise learning-rate groups unclipped.
+
+        A regularizer with a closed-form gradient (``penalty`` and
+        ``add_gradient_``, as L2-SP has) is not back-propagated: its value
+        joins the loss without a graph, and its gradient, times its weight, is
+        added here to the unscaled gradients, before clipping, once per
+        optimizer step (so once for all micro-batches of gradient
+        accumulation, whose penalties are the same: the weights do not move
+        between them). That is the gradient autograd would give, at a fraction
+        of the memory traffic for a large encoder (benchmarks/hf_step.py).
+        Under DDP it is added after the all-reduce, which is the same, since
+        every process holds the same weights and anchors.
         """
         optimizers = self.freeze_optimizers(self.optimizers_dict or {"optimizer": self.optimizer})
         for opt in optimizers.values():
             self.scaler.unscale_(opt)
+        for name, regularizer in self.regularizers.items():
+            if _has_closed_form_gradient(regularizer):
+                regularizer.add_gradient_(self.regularizer_weights[name])
+        norms = []
+        for opt in optimizers.values():
             params = [p for group in opt.param_groups for p in group["params"]]
-            torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+            norms.append(torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm))
         if not self.scaler.is_enabled() and self.skip_nonfinite_grads:
-            self.check_gradients()
+            self.check_gradients(norms)
         for opt in optimizers.values():
             self.scaler.step(opt)
         self.scaler.update()
@@ -446,6 +483,10 @@ class TransferBrain(sb.Brain):
                 group["lr"] *= new / old if old else 1.0
             rates[f"lr_{name}"] = new
         return rates
+
+
+def _has_closed_form_gradient(regularizer):
+    return callable(getattr(regularizer, "penalty", None)) and callable(getattr(regularizer, "add_gradient_", None))
 
 
 def _world_size():

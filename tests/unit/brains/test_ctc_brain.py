@@ -123,13 +123,18 @@ def test_beam_search_agrees_with_greedy_on_an_overfit_model(overfit_char_brain):
     greedy, data, _ = overfit_char_brain
     beam = evaluate_with_beam_search(greedy, data["test"])
 
-    def texts(brain):
-        return {score["key"]: score["hyp_tokens"] for score in brain.wer_metric.scores}
+    def scores(brain):
+        return {score["key"]: score for score in brain.wer_metric.scores}
 
-    assert len(texts(beam)) == N_UTTERANCES
-    # On a model this sure of itself the two searches agree; an utterance it is unsure of may differ.
-    same = sum(texts(beam)[key] == text for key, text in texts(greedy).items())
-    assert same >= N_UTTERANCES - 1
+    beam_scores, greedy_scores = scores(beam), scores(greedy)
+    assert beam_scores.keys() == greedy_scores.keys() and len(beam_scores) == N_UTTERANCES
+    # On a model this sure of itself the two searches mostly agree (measured: 4 to 8 of 8 utterances, as rounding
+    # noise in training moves it); where they differ, the beam keeps a hypothesis the greedy path missed, with no
+    # more word errors.
+    same = [key for key, score in greedy_scores.items() if beam_scores[key]["hyp_tokens"] == score["hyp_tokens"]]
+    assert len(same) >= N_UTTERANCES // 2
+    for key in greedy_scores.keys() - set(same):
+        assert beam_scores[key]["num_edits"] <= greedy_scores[key]["num_edits"], key
     assert beam.test_stats["CER"] <= greedy.test_stats["CER"] + 1.0
 
 

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -53,6 +54,30 @@ def test_gradient_is_alpha_times_displacement_and_matches_finite_differences():
             down = reg().item()
             weight[index] += eps
             assert abs((up - down) / (2 * eps) - weight.grad[index].item()) < 1e-6
+
+
+def test_closed_form_path_gives_autograds_value_and_gradient():
+    model = _model()
+    reg = L2SP(model[0], model[2], alpha=0.4, beta=0.2)
+    _perturb(model)
+    model[0].bias.requires_grad_(False)  # frozen: no term, no gradient
+    reg().backward()
+    expected = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    value = reg().detach()
+    model.zero_grad(set_to_none=True)
+    model[0].weight.grad = torch.ones_like(model[0].weight)  # a task gradient is added to, not replaced
+    torch.testing.assert_close(reg.penalty(), value, rtol=1e-12, atol=0)
+    assert not reg.penalty().requires_grad
+    reg.add_gradient_(scale=2.0)
+    torch.testing.assert_close(model[0].weight.grad, 1 + 2 * expected["0.weight"], rtol=1e-12, atol=0)
+    torch.testing.assert_close(model[2].weight.grad, 2 * expected["2.weight"], rtol=1e-12, atol=0)  # had none
+    assert model[0].bias.grad is None
+    with pytest.raises(RuntimeError, match="penalty"):
+        reg.add_gradient_()  # each penalty() is added once
+
+    model.requires_grad_(False)  # nothing trains (e.g. an encoder frozen for the first steps): nothing to add
+    assert reg.penalty().item() == 0.0
+    reg.add_gradient_()
 
 
 def test_frozen_parameters_do_not_count_until_unfrozen():

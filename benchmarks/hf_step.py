@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Training steps of a wav2vec2-base-sized hub encoder through the keyword recipe's Brain, method by method.
+
+A wav2vec 2.0 model of transformers' default ``Wav2Vec2Config`` (94.4 M
+parameters, random weights: the cost does not depend on them) is saved with
+``save_pretrained`` and loaded back through ``HFEncoder``, as
+``facebook/wav2vec2-base`` is. Each method is an ``UtteranceClassifierBrain``
+built as ``recipes/SpeechCommands/KWS/hparams/wav2vec2_*.yaml`` builds it
+(layer sum, frozen CNN front end, attention-pooling head, AdamW, the
+encoder's own optimizer and learning rate):
+
+- ``finetune``: the whole transformer trains;
+- ``l2sp``: the same with the L2-SP term (alpha 0.01);
+- ``lora``: LoRA (rank 8) on the attention projections, the rest frozen;
+- ``frozen``: a frozen encoder whose outputs come from the feature cache
+  (``FrozenEncoderCache``, filled once from WAV files); only the head trains.
+
+The methods' Brains alternate in rounds on the same batches, so that machine
+noise hits them alike; the figures are medians over rounds. Peak memory is
+measured for each method alone: on the CPU as the peak RSS of a fresh
+process per method, on a GPU as the peak allocated memory of building and
+training it, above what the other methods already held.
+
+    python benchmarks/hf_step.py [--steps 5] [--rounds 3] [--batch 8] [--seconds 1.0]
+    python benchmarks/hf_step.py --device cuda --precision bf16 --batch 64
+
+The last line reads ``l2sp/finetune step ratio: X``.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import soundfile
+import speechbrain as sb
+import torch
+from speechbrain.dataio.batch import PaddedBatch
+
+from speechbrain_xfer.brains import UtteranceClassifierBrain
+from speechbrain_xfer.data.feature_cache import FrozenEncoderCache
+from speechbrain_xfer.encoders import AdaptedEncoder, HFEncoder
+from speechbrain_xfer.encoders.adapters import ATTENTION_TARGETS
+from speechbrain_xfer.lobes import AttentionPooling, ClassifierHead
+from speechbrain_xfer.regularization import L2SP
+
+METHODS = ("finetune", "l2sp", "lora", "frozen")
+N_CLASSES = 12  # Speech Commands v2, 12 classes
+SAMPLE_RATE = 16000
+
+
+def save_base_model(folder):
+    """A wav2vec2-base-shaped model (transformers' defaults, random weights) in hub format."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    torch.manual_seed(0)
+    Wav2Vec2Model(Wav2Vec2Config()).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor().save_pretrained(folder)
+
+
+def head_optimizer(params):
+    return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)
+
+
+def build_brain(method, model, device, precision):
+    """The keyword recipe's Brain for ``method``, its optimizers initialised."""
+    if method == "lora":
+        encoder = HFEncoder(model, layer_sum=True)
+        encoder = AdaptedEncoder(
+            encoder, kind="lora", rank=8, alpha=8, targets=ATTENTION_TARGETS, unfrozen=["*layer_weights"]
+        )
+    else:
+        encoder = HFEncoder(model, freeze=method == "frozen", layer_sum=method != "frozen")
+    torch.manual_seed(1)
+    head = ClassifierHead(AttentionPooling(encoder.output_dim), n_classes=N_CLASSES, dropout=0.1)
+    heads = torch.nn.ModuleDict({"word": head})
+    hparams = {"targets": ["word"], "heads": heads, "encoder": encoder}
+    if method in ("finetune", "l2sp"):
+        hparams.update(encoder_opt_class=lambda groups: torch.optim.AdamW(groups, weight_decay=0.0), encoder_lr=3e-5)
+    if method == "l2sp":
+        hparams.update(regularizers={"l2sp": L2SP(encoder, heads, alpha=0.01, beta=0.0)})
+    modules = {"encoder": encoder, "heads": heads}
+    run_opts = {"device": device, "precision": precision}
+    brain = UtteranceClassifierBrain(modules, head_optimizer, hparams, run_opts)
+    brain.on_fit_start()
+    brain.modules.train()
+    return brain
+
+
+def audio_batches(steps, batch, seconds):
+    """``steps`` batches of ``batch`` random clips of ``seconds`` each, as the recipe's dataloader gives them."""
+    generator = torch.Generator().manual_seed(2)
+    samples = int(seconds * SAMPLE_RATE)
+    batches = []
+    for step in range(steps):
+        items = []
+        for i in range(batch):
+            sig = 0.1 * torch.randn(samples, generator=generator)
+            label = torch.randint(0, N_CLASSES, (1,), generator=generator)
+            items.append({"id": f"utt{step}_{i}", "sig": sig, "word_encoded": label})
+        batches.append(items)
+    return batches
+
+
+def cached_batches(brain, batches, folder):
+    """The batches with the frozen encoder's outputs from the feature cache, and the fill time per utterance."""
+    cache = FrozenEncoderCache(os.path.join(folder, "cache"), brain.modules.encoder)
+    cached, started, count = [], time.perf_counter(), 0
+    for items in batches:
+        rows = []
+        for item in items:
+            path = os.path.join(folder, f"{item['id']}.wav")
+            soundfile.write(path, item["sig"].numpy(), SAMPLE_RATE)
+            rows.append({"id": item["id"], "encoded": cache(item["id"], path), "word_encoded": item["word_encoded"]})
+            count += 1
+        cached.append(rows)
+    synchronize()
+    return cached, (time.perf_counter() - started) / count
+
+
+def synchronize():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def time_steps(brain, batches):
+    synchronize()
+    start = time.perf_counter()
+    for items in batches:
+        brain.fit_batch(PaddedBatch(items))
+    synchronize()
+    return (time.perf_counter() - start) / len(batches)
+
+
+def prepared(method, args, folder):
+    """The Brain of ``method``, its batches (for ``frozen``, from the cache) and the cache's fill time per
+    utterance, after warm-up steps; on a GPU, also the peak memory that building and training it took."""
+    on_gpu = args.device.startswith("cuda")
+    if on_gpu:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        resident = torch.cuda.memory_allocated()  # the other methods' models and optimizer states
+    brain = build_brain(method, args.model, args.device, args.precision)
+    batches = audio_batches(args.steps, args.batch, args.seconds)
+    fill = None
+    if method == "frozen":
+        batches, fill = cached_batches(brain, batches, folder)
+    time_steps(brain, batches[:2])  # warm-up: first-call allocations, kernel choice
+    peak = (torch.cuda.max_memory_allocated() - resident) / 2**20 if on_gpu else None
+    return brain, batches, fill, peak
+
+
+def peak_memory(method, args):
+    """Peak RSS (MiB) of ``method`` alone on the CPU: this process does nothing else."""
+    with tempfile.TemporaryDirectory() as folder:
+        brain, batches, _, _ = prepared(method, args, folder)
+        time_steps(brain, batches)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def memory_in_fresh_processes(args, methods):
+    """``{method: MiB}`` on the CPU, each measured by this script in a process of its own."""
+    memory = {}
+    for method in methods:
+        options = {
+            "--only": method,
+            "--model": args.model,
+            "--steps": 2,
+            "--batch": args.batch,
+            "--seconds": args.seconds,
+            "--device": args.device,
+            "--precision": args.precision,
+            "--threads": args.threads,
+        }
+        command = [sys.executable, __file__, *(str(x) for item in options.items() for x in item)]
+        result = subprocess.run(command, capture_output=True, text=True, check=True)
+        memory[method] = json.loads(result.stdout.strip().splitlines()[-1])["peak_mib"]
+    return memory
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per method and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=1.0, help="clip length")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--model", help="a saved model folder (default: a new wav2vec2-base-shaped one)")
+    parser.add_argument("--only", choices=METHODS, help=argparse.SUPPRESS)  # one method's peak memory, as JSON
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    sb.utils.logger.get_logger("speechbrain").setLevel("WARNING")
+    if args.only:
+        print(json.dumps({"peak_mib": peak_memory(args.only, args)}))
+        return
+    methods = args.methods.split(",")
+    with tempfile.TemporaryDirectory() as folder:
+        if args.model is None:
+            args.model = os.path.join(folder, "wav2vec2-base-shaped")
+            save_base_model(args.model)
+        on_gpu = args.device.startswith("cuda")
+        memory = {} if on_gpu else memory_in_fresh_processes(args, methods)
+        runs = {method: prepared(method, args, folder) for method in methods}
+        if on_gpu:  # CUDA memory adds up: each method's peak was measured on top of the others' resident state
+            memory = {method: run[3] for method, run in runs.items()}
+        times = {method: [] for method in methods}
+        for _ in range(args.rounds):
+            for method, (brain, batches, _, _) in runs.items():
+                times[method].append(time_steps(brain, batches))
+
+    encoder = runs[methods[0]][0].modules.encoder
+    total = sum(p.numel() for p in encoder.parameters())
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {args.threads} threads"
+    print(
+        f"wav2vec2-base-shaped encoder, {total / 1e6:.1f} M parameters; {device}, {args.precision}; "
+        f"batch {args.batch} x {args.seconds:g} s; {args.steps} steps x {args.rounds} rounds, median"
+    )
+    memory_kind = "peak allocated" if args.device.startswith("cuda") else "peak RSS"
+    print(f"{'method':<10} {'trainable':>10} {'ms/step':>9} {'audio-s/s':>10} {memory_kind + ' MiB':>20}")
+    medians = {}
+    for method, (brain, _, fill, _) in runs.items():
+        medians[method] = statistics.median(times[method])
+        trainable = sum(p.numel() for p in brain.modules.parameters() if p.requires_grad)
+        audio_rate = args.batch * args.seconds / medians[method]
+        figures = f"{trainable / 1e6:>9.2f}M {medians[method] * 1e3:>9.1f} {audio_rate:>10.1f} {memory[method]:>20.0f}"
+        print(f"{method:<10} {figures}")
+        if fill is not None:
+            print(f"{'':<10} (feature-cache fill: {fill * 1e3:.1f} ms per utterance, once)")
+    if "finetune" in medians and "l2sp" in medians:
+        print(f"l2sp/finetune step ratio: {medians['l2sp'] / medians['finetune']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
