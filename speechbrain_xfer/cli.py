@@ -8,6 +8,8 @@ import shlex
 import sys
 import time
 
+from speechbrain_xfer import __version__
+
 logger = logging.getLogger("speechbrain_xfer")
 
 
@@ -43,11 +45,22 @@ def cmd_synth(args):
 
 
 def _recipes_root(args):
+    """The SynthSpeech recipes folder: ``--recipes``, else the repository's, else the installed package's."""
     if args.recipes:
+        if not os.path.isdir(args.recipes):
+            hint = "pass the recipes/SynthSpeech folder of a speechbrain_xfer checkout"
+            raise SystemExit(f"sbx {args.command}: --recipes {args.recipes} is not a folder; {hint}")
         return args.recipes
-    # An editable install (the README's) runs from the repository, where recipes/ lives.
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return os.path.join(here, "recipes", "SynthSpeech")
+    package = os.path.dirname(os.path.abspath(__file__))
+    # An editable install (the README's) runs from the repository, where recipes/ lives; a wheel carries the
+    # SynthSpeech recipes inside the package (pyproject.toml maps recipes/ to speechbrain_xfer.recipes).
+    for root in (os.path.join(os.path.dirname(package), "recipes"), os.path.join(package, "recipes")):
+        folder = os.path.join(root, "SynthSpeech")
+        if os.path.isdir(folder):
+            return folder
+    where = f"neither in a repository checkout nor in the installed package ({package})"
+    hint = "pass --recipes <checkout>/recipes/SynthSpeech"
+    raise SystemExit(f"sbx {args.command}: the SynthSpeech recipes are {where}; {hint}")
 
 
 def _grid_runs(args, command, out):
@@ -226,7 +239,11 @@ def _add_grid_options(parser, out, shots):
     )
     parser.add_argument("--out", default=out, help=f"output folder (default: {out})")
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side (default: 2)")
-    parser.add_argument("--recipes", default=None, help="recipes/SynthSpeech folder (default: the repository's)")
+    parser.add_argument(
+        "--recipes",
+        default=None,
+        help="recipes/SynthSpeech folder (default: the repository's, else the installed package's)",
+    )
     parser.add_argument(
         "--recipe-args",
         default="",
@@ -238,6 +255,7 @@ def build_parser():
     from speechbrain_xfer.data.synth import TASKS
 
     parser = argparse.ArgumentParser(prog="sbx", description="Transfer learning for speech with SpeechBrain.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     synth = commands.add_parser("synth", help="synthesize a SynthSpeech corpus with espeak-ng")
@@ -257,7 +275,11 @@ def build_parser():
 
     demo = commands.add_parser("demo", help="run the offline SynthSpeech demo")
     demo.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
-    demo.add_argument("--recipes", default=None, help="recipes/SynthSpeech folder (default: the repository's)")
+    demo.add_argument(
+        "--recipes",
+        default=None,
+        help="recipes/SynthSpeech folder (default: the repository's, else the installed package's)",
+    )
     _add_synth_options(demo)
     demo.set_defaults(func=cmd_demo)
 
