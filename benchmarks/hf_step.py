@@ -15,6 +15,11 @@ encoder's own optimizer and learning rate):
 - ``frozen``: a frozen encoder whose outputs come from the feature cache
   (``FrozenEncoderCache``, filled once from WAV files); only the head trains.
 
+and, on request (``--methods``), ``ewc`` (lambda 1, a made-up Fisher: its cost
+does not depend on the values), and ``l2sp_autograd`` / ``ewc_autograd``: the
+same penalties back-propagated by autograd, as TransferBrain did before it
+added their closed-form gradients itself.
+
 The methods' Brains alternate in rounds on the same batches, so that machine
 noise hits them alike; the figures are medians over rounds. Peak memory is
 measured for each method alone: on the CPU as the peak RSS of a fresh
@@ -47,11 +52,38 @@ from speechbrain_xfer.data.feature_cache import FrozenEncoderCache
 from speechbrain_xfer.encoders import AdaptedEncoder, HFEncoder
 from speechbrain_xfer.encoders.adapters import ATTENTION_TARGETS
 from speechbrain_xfer.lobes import AttentionPooling, ClassifierHead
-from speechbrain_xfer.regularization import L2SP
+from speechbrain_xfer.regularization import EWC, L2SP
 
 METHODS = ("finetune", "l2sp", "lora", "frozen")
+EXTRA_METHODS = ("ewc", "l2sp_autograd", "ewc_autograd")
 N_CLASSES = 12  # Speech Commands v2, 12 classes
 SAMPLE_RATE = 16000
+
+
+class AutogradL2SP(L2SP):
+    """L2-SP without its closed-form gradient: TransferBrain back-propagates it."""
+
+    penalty = None
+
+
+class AutogradEWC(EWC):
+    """EWC without its closed-form gradient: TransferBrain back-propagates it."""
+
+    penalty = None
+
+
+def regularizer(method, encoder, heads):
+    """The regularizer of ``method`` (None for none)."""
+    kind = method.removesuffix("_autograd")
+    if kind == "l2sp":
+        return (AutogradL2SP if method.endswith("_autograd") else L2SP)(encoder, heads, alpha=0.01, beta=0.0)
+    if kind == "ewc":
+        ewc = (AutogradEWC if method.endswith("_autograd") else EWC)(encoder, lam=1.0)
+        for name, buffer in ewc.named_buffers():
+            if name.startswith("fisher__"):
+                buffer.fill_(1e-3)
+        return ewc
+    return None
 
 
 def save_base_model(folder):
@@ -80,10 +112,11 @@ def build_brain(method, model, device, precision):
     head = ClassifierHead(AttentionPooling(encoder.output_dim), n_classes=N_CLASSES, dropout=0.1)
     heads = torch.nn.ModuleDict({"word": head})
     hparams = {"targets": ["word"], "heads": heads, "encoder": encoder}
-    if method in ("finetune", "l2sp"):
+    if method not in ("lora", "frozen"):
         hparams.update(encoder_opt_class=lambda groups: torch.optim.AdamW(groups, weight_decay=0.0), encoder_lr=3e-5)
-    if method == "l2sp":
-        hparams.update(regularizers={"l2sp": L2SP(encoder, heads, alpha=0.01, beta=0.0)})
+    penalty = regularizer(method, encoder, heads)
+    if penalty is not None:
+        hparams.update(regularizers={method: penalty})
     modules = {"encoder": encoder, "heads": heads}
     run_opts = {"device": device, "precision": precision}
     brain = UtteranceClassifierBrain(modules, head_optimizer, hparams, run_opts)
@@ -194,7 +227,8 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--model", help="a saved model folder (default: a new wav2vec2-base-shaped one)")
-    parser.add_argument("--only", choices=METHODS, help=argparse.SUPPRESS)  # one method's peak memory, as JSON
+    # One method's peak memory, printed as JSON (what memory_in_fresh_processes runs).
+    parser.add_argument("--only", choices=METHODS + EXTRA_METHODS, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -238,6 +272,11 @@ def main():
         print(f"{method:<10} {figures}")
         if fill is not None:
             print(f"{'':<10} (feature-cache fill: {fill * 1e3:.1f} ms per utterance, once)")
+    for slow, fast in (("l2sp_autograd", "l2sp"), ("ewc_autograd", "ewc")):
+        if slow in medians and fast in medians:
+            print(f"{slow}/{fast} step ratio: {medians[slow] / medians[fast]:.3f}")
+    if "ewc" in medians and "finetune" in medians:
+        print(f"ewc/finetune step ratio: {medians['ewc'] / medians['finetune']:.3f}")
     if "finetune" in medians and "l2sp" in medians:
         print(f"l2sp/finetune step ratio: {medians['l2sp'] / medians['finetune']:.3f}")
 
