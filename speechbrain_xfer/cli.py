@@ -65,34 +65,47 @@ def _recipes_root(args):
 
 def _grid_runs(args, command, out):
     """``(methods, runs)`` of a ``curve`` or ``tune`` grid in ``out``, checked before any training."""
-    from speechbrain_xfer.curves.grid import TASKS, check_inputs, grid, parse_shots, prepare_subsets
+    from speechbrain_xfer.curves.grid import TASKS, check_inputs, grid, parse_shots, prepare_subsets, recipe_methods
 
     tasks = [t.strip() for t in args.task.split(",")]
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
         raise SystemExit(f"sbx {command}: unknown task(s) {unknown}; choose from {sorted(TASKS)}")
-    methods = [m.strip() for m in args.methods.split(",")]
+    methods = recipe_methods([m.strip() for m in args.methods.split(",")], args.encoder)
     runs = grid(tasks, methods, parse_shots(args.shots), list(range(1, args.seeds + 1)), out)
     prepare_subsets(runs, args.data)
     check_inputs(runs, _recipes_root(args), args.data)
+    # hf_scratch takes its architecture from the pretrained source too.
     if any(m != "scratch" for m in methods):
+        # A ConvEncoder source is an sbx export (encoder.ckpt); a hub-format one has config.json.
+        wanted = "config.json" if args.encoder == "hf" else "encoder.ckpt"
         for task in tasks:
-            folder = _task_sources(args).get(task, args.pretrained)
-            option = "--pretrained-kws" if task == "kws" else "--pretrained"
-            if not os.path.isfile(os.path.join(folder, "encoder.ckpt")):
-                raise SystemExit(f"sbx {command}: no pretrained encoder at {folder} (encoder.ckpt); run the "
+            folder = _task_sources(args).get(task, _pretrained(args))
+            option = "--pretrained-kws" if folder == args.pretrained_kws else "--pretrained"
+            if args.encoder == "hf" and not os.path.exists(folder) and folder.count("/") == 1:
+                continue  # a hub id: HFEncoder finds it (or says where it looked) as the first run starts
+            if not os.path.isfile(os.path.join(folder, wanted)):
+                raise SystemExit(f"sbx {command}: no pretrained encoder at {folder} ({wanted}); run the "
                                  f"pretraining recipes first (sbx demo does), or pass {option}")  # fmt: skip
     return methods, runs
 
 
+def _pretrained(args):
+    """The pretrained source of the transfer runs: ``--pretrained``, else the demo's for the encoder."""
+    if args.pretrained:
+        return args.pretrained
+    return "results/demo/pretrain/hf/encoder" if args.encoder == "hf" else "results/demo/pretrain/encoder"
+
+
 def _task_sources(args):
-    return {"kws": args.pretrained_kws}
+    # The source-words stage is a ConvEncoder's: the hub-format encoder's keyword runs start from its CTC stage.
+    return {"kws": args.pretrained_kws} if args.encoder == "conv" else {}
 
 
 def _run(args, runs, extra=()):
     from speechbrain_xfer.curves.grid import run_grid
 
-    return run_grid(runs, _recipes_root(args), args.data, args.pretrained, jobs=args.jobs,
+    return run_grid(runs, _recipes_root(args), args.data, _pretrained(args), jobs=args.jobs,
                     extra_overrides=[*shlex.split(args.recipe_args), *extra],
                     task_sources=_task_sources(args))  # fmt: skip
 
@@ -114,7 +127,8 @@ def cmd_curve(args):
     failed = _run(args, runs)
     summaries = read_summaries(runs)
     rows = write_report(summaries, args.out, methods_order=methods)
-    report_forgetting(runs, summaries, args.pretrained, args.data, args.out)
+    if args.encoder == "conv":  # the forgetting measure decodes the ConvEncoder source's own test set
+        report_forgetting(runs, summaries, _pretrained(args), args.data, args.out)
     logger.info("%d runs reported in %s (curves.csv, curves.md, curves.png) after %.0f s",
                 len(rows), args.out, time.perf_counter() - start)  # fmt: skip
     return _report_failures(failed)
@@ -142,7 +156,7 @@ def cmd_demo(args):
     """Runs the offline demo: corpus, source pretraining, then learning curves."""
     from speechbrain_xfer.curves.demo import run_demo
 
-    return run_demo(args.out, _synth_options(args), _recipes_root(args), jobs=args.jobs)
+    return run_demo(args.out, _synth_options(args), _recipes_root(args), jobs=args.jobs, encoder=args.encoder)
 
 
 def cmd_export(args):
@@ -227,9 +241,17 @@ def _add_grid_options(parser, out, shots):
     parser.add_argument("--seeds", type=int, default=1, help="seeds 1..N (default: 1)")
     parser.add_argument("--data", default="results/demo/data", help="SynthSpeech corpus root")
     parser.add_argument(
+        "--encoder",
+        choices=("conv", "hf"),
+        default="conv",
+        help="conv: the recipes' ConvEncoder (hparams/<method>.yaml); hf: a hub-format transformer encoder "
+        "through HFEncoder (hparams/hf_<method>.yaml) (default: conv)",
+    )
+    parser.add_argument(
         "--pretrained",
-        default="results/demo/pretrain/encoder",
-        help="pretrained encoder folder (default: the demo's CTC pretraining)",
+        default=None,
+        help="pretrained encoder folder or, with --encoder hf, hub id (default: the demo's CTC pretraining, "
+        "results/demo/pretrain/encoder, or results/demo/pretrain/hf/encoder with --encoder hf)",
     )
     parser.add_argument(
         "--pretrained-kws",
@@ -279,6 +301,13 @@ def build_parser():
         "--recipes",
         default=None,
         help="recipes/SynthSpeech folder (default: the repository's, else the installed package's)",
+    )
+    demo.add_argument(
+        "--encoder",
+        choices=("conv", "hf"),
+        default="conv",
+        help="conv: the ConvEncoder demo; hf: the hub-format transformer encoder's source stage and hf_* recipes "
+        "(report in <out>/hf; corpus and CTC stage shared) (default: conv)",
     )
     _add_synth_options(demo)
     demo.set_defaults(func=cmd_demo)

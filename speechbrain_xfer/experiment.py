@@ -34,6 +34,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain_xfer.data.feature_cache import add_feature_cache, feature_cache_applies
 from speechbrain_xfer.data.validation import ManifestError, manifest_checks
 from speechbrain_xfer.encoders.errors import PretrainedSourceError
+from speechbrain_xfer.encoders.hf import HFEncoder
 from speechbrain_xfer.encoders.speechbrain_pretrained import load_speechbrain_modules
 
 logger = logging.getLogger(__name__)
@@ -238,7 +239,8 @@ def export_source(brain, train_set):
     """Exports a source-task run as a ``pretrained_source`` folder, with the source task's Fisher for EWC.
 
     The folder (``export_folder``) is the one ``sbx export`` writes (``encoder.ckpt``, the encoder alone,
-    and what SpeechBrain's inference class for the task loads), plus ``ewc.ckpt``: the anchors and the
+    and what SpeechBrain's inference class for the task loads); for an :class:`HFEncoder`, the encoder's
+    hub-format folder (:func:`_export_hf_source`). Either way it also holds ``ewc.ckpt``: the anchors and the
     diagonal Fisher of the source task for EWC, the mean squared gradient of the task's loss over
     ``fisher_batches`` training batches, scaled so that its largest entry is 1. The ``ewc`` recipes load it.
     """
@@ -254,5 +256,35 @@ def export_source(brain, train_set):
 
     torch.manual_seed(brain.hparams.seed)
     ewc.estimate_fisher(loss, loader, max_batches=brain.hparams.fisher_batches, normalize=True)
+    if isinstance(brain.hparams.encoder, HFEncoder):
+        _export_hf_source(brain, {"ewc.ckpt": ewc.state_dict()})
+        return
     export_experiment(brain.hparams.output_folder, brain.hparams.export_folder, overwrite=True,
                       extra_files={"ewc.ckpt": ewc.state_dict()})  # fmt: skip
+
+
+def _export_hf_source(brain, extra_files):
+    """Writes a source run's best :class:`HFEncoder` as a hub-format folder, with what its task adds.
+
+    ``export_folder`` gets ``config.json``, ``model.safetensors`` and ``preprocessor_config.json`` (what
+    ``save_pretrained`` writes, so ``HFEncoder`` and ``AutoModel.from_pretrained`` load it as they load a hub
+    model), and beside them ``extra_files``, the CTC head (``ctc_head.ckpt``) and its character set
+    (``tokenizer.ckpt``) when the run has them, for the ASR recipes that fine-tune the head too.
+    ``hf_cache_id`` (``<org>/<name>``), when the YAML has it, also puts the folder in the HF cache under that
+    hub id, where ``HF_HUB_OFFLINE=1`` finds it as it finds a model downloaded once.
+    """
+    from speechbrain_xfer.encoders.hf_folders import add_to_hf_cache, save_encoder_folder
+
+    hparams = brain.hparams
+    brain.checkpointer.recover_if_possible(**brain.best_checkpoint_key)
+    files = dict(extra_files)
+    if "ctc_head" in brain.modules:
+        files["ctc_head.ckpt"] = brain.modules["ctc_head"].state_dict()
+        chars = os.path.join(hparams.save_folder, "char_tokenizer.txt")
+        if os.path.isfile(chars):
+            files["tokenizer.ckpt"] = chars
+    encoder = hparams.encoder
+    save_encoder_folder(encoder.model, encoder.wrapper.feature_extractor, hparams.export_folder, files)
+    logger.info("exported the encoder in hub format to %s", hparams.export_folder)
+    if getattr(hparams, "hf_cache_id", None):
+        add_to_hf_cache(hparams.export_folder, hparams.hf_cache_id)

@@ -55,6 +55,9 @@ class UtteranceClassifierBrain(TransferBrain):
             # A frozen encoder's outputs, computed once per utterance (data.feature_cache); no encoder input.
             (features, lens), x = batch.encoded, None
             feature_lens = lens
+            finish = getattr(_unwrapped(self.modules.encoder), "finish_cached", None)
+            if finish is not None:
+                features = finish(features)
         else:
             features, x, lens, feature_lens = self.encode(batch, stage)
         log_probs, pooled = self.modules.heads(features, feature_lens)
@@ -135,3 +138,8 @@ class UtteranceClassifierBrain(TransferBrain):
         with open(os.path.join(folder, "predictions.tsv"), "w") as f:
             for row in [header, *zip(*columns)]:
                 f.write("\t".join(row) + "\n")
+
+
+def _unwrapped(module):
+    """The module inside a DistributedDataParallel wrapper, or the module itself."""
+    return getattr(module, "module", module)

@@ -409,8 +409,9 @@ class TransferBrain(sb.Brain):
         encoder_opt_class = getattr(self.hparams, "encoder_opt_class", None)
         if encoder_opt_class is None or "encoder" not in self.modules or self.schedule.frozen:
             if self.schedule.frozen and "encoder" in self.modules:
-                for param in self.modules.encoder.parameters():
-                    param.requires_grad_(False)
+                # The encoder's own layers; what it adds outside them (an HFEncoder's layer-sum weights) trains.
+                for layer in encoder_layers(self.modules.encoder):
+                    layer.requires_grad_(False)
             return super().init_optimizers()
         encoder = self.modules.encoder
         encoder_ids = {id(p) for p in encoder.parameters()}

@@ -39,6 +39,20 @@ TASKS = {
 }
 
 
+ENCODERS = ("conv", "hf")
+"""``conv``: the recipes' ConvEncoder (``hparams/<method>.yaml``); ``hf``: a hub-format transformer encoder
+through HFEncoder (``hparams/hf_<method>.yaml``)."""
+HF_PREFIX = "hf_"
+
+
+def recipe_methods(methods, encoder):
+    """The recipe YAML names of ``methods`` for ``encoder``: ``["finetune"], "hf"`` -> ``["hf_finetune"]``."""
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder {encoder!r}: use one of {', '.join(ENCODERS)}")
+    prefix = HF_PREFIX if encoder == "hf" else ""
+    return [m if m.startswith(prefix) else prefix + m for m in methods]
+
+
 @dataclasses.dataclass(frozen=True)
 class Run:
     """One recipe run of the grid."""
@@ -48,6 +62,16 @@ class Run:
     shots: object  # int, or "all"
     seed: int
     out: str
+
+    @property
+    def encoder(self):
+        """``"hf"`` for the hub-format encoder's recipes (``hparams/hf_<method>.yaml``), else ``"conv"``."""
+        return "hf" if self.method.startswith(HF_PREFIX) else "conv"
+
+    @property
+    def base_method(self):
+        """The method without its encoder prefix: ``finetune`` for ``hf_finetune``."""
+        return self.method.removeprefix(HF_PREFIX)
 
     @property
     def folder(self):
@@ -91,8 +115,9 @@ def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrid
         sys.executable, os.path.join(recipe, "train.py"), os.path.join(recipe, "hparams", f"{run.method}.yaml"),
         "--data_folder", data, "--train_csv", train_csv, "--seed", str(run.seed), "--output_folder", run.folder,
     ]  # fmt: skip
-    if run.method != "scratch":
-        command += ["--pretrained_source", (task_sources or {}).get(run.task, pretrained_source)]
+    if run.method != "scratch":  # hf_scratch takes its architecture from the pretrained source
+        sources = task_sources if run.encoder == "conv" else None  # the later source stages are ConvEncoders
+        command += ["--pretrained_source", (sources or {}).get(run.task, pretrained_source)]
     return command + list(extra_overrides)
 
 

@@ -11,7 +11,18 @@ import os
 import statistics
 from collections import defaultdict
 
-CSV_COLUMNS = ("task", "method", "shots", "seed", "metric", "value", "train_time_s", "steps", "steps_to_scratch")
+CSV_COLUMNS = (
+    "task",
+    "method",
+    "shots",
+    "seed",
+    "metric",
+    "value",
+    "train_time_s",
+    "steps",
+    "steps_to_scratch",
+    "encoder",
+)
 
 
 def read_summaries(runs):
@@ -56,17 +67,19 @@ def best_valid(summary):
 
 def curve_rows(summaries):
     """One CSV row per run, with the steps it took to reach its scratch run's best validation score."""
-    scratch = {(run.task, run.shots, run.seed): s for run, s in summaries.items() if run.method == "scratch"}
+    scratch = {
+        (run.encoder, run.task, run.shots, run.seed): s for run, s in summaries.items() if run.base_method == "scratch"
+    }
     rows = []
     for run, summary in sorted(summaries.items(), key=lambda item: item[0].sort_key):
-        reference = scratch.get((run.task, run.shots, run.seed))
+        reference = scratch.get((run.encoder, run.task, run.shots, run.seed))
         target = best_valid(reference) if reference else None
         reached = None
         if target is not None:
             reached = steps_to_reach(summary["valid_history"], target, summary["higher_is_better"])
         rows.append({
             "task": run.task,
-            "method": run.method,
+            "method": run.base_method,
             "shots": run.shots,
             "seed": run.seed,
             "metric": summary["metric"],
@@ -74,6 +87,7 @@ def curve_rows(summaries):
             "train_time_s": round(summary["train_time_s"], 1),
             "steps": summary["steps"],
             "steps_to_scratch": "" if reached is None else reached,
+            "encoder": run.encoder,
         })  # fmt: skip
     return rows
 
@@ -99,11 +113,17 @@ def _shots_key(shots):
     return math.inf if shots == "all" else int(shots)
 
 
+def method_label(row):
+    """A row's method as the recipes name it: ``finetune``, or ``hf_finetune`` for the hub-format encoder."""
+    encoder = row.get("encoder") or "conv"
+    return row["method"] if encoder == "conv" else f"{encoder}_{row['method']}"
+
+
 def aggregate(rows):
     """``{(task, metric): {method: {shots: (mean, std, n)}}}`` over seeds."""
     values = defaultdict(list)
     for row in rows:
-        values[(row["task"], row["metric"], row["method"], row["shots"])].append(float(row["value"]))
+        values[(row["task"], row["metric"], method_label(row), row["shots"])].append(float(row["value"]))
     table = defaultdict(lambda: defaultdict(dict))
     for (task, metric, method, shots), vals in values.items():
         std = statistics.stdev(vals) if len(vals) > 1 else 0.0

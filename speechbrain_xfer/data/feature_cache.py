@@ -269,6 +269,10 @@ class FrozenEncoderCache(CachedDynamicItem):
                 if module is None:
                     continue
                 x = x.to(_device_of(module, x.device))
+                if role == "encoder":
+                    # An encoder that says so caches something it finishes later (HFEncoder: all hidden states,
+                    # summed with weights that train).
+                    module = getattr(module, "cached_forward", module)
                 x = module(x) if role == "compute_features" else module(x, torch.ones(1, device=x.device))
         return x[0].cpu()
 
@@ -401,8 +405,11 @@ def _tensors(modules):
     for role, module in modules.items():
         if module is None:
             continue
+        # Trained tensors that act after the cached part (an HFEncoder's layer weights) do not change it.
+        excluded = set(getattr(module, "cache_excluded", ()))
         for name, tensor in module.state_dict(keep_vars=True).items():
-            yield f"{role}.{name}", tensor
+            if name not in excluded:
+                yield f"{role}.{name}", tensor
         for name, sub in module.named_modules():
             for key, value in vars(sub).items():
                 if isinstance(value, torch.Tensor):

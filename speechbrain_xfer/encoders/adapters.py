@@ -11,6 +11,7 @@ regularizers work unchanged, adapters that start as the identity, and checkpoint
 or not a schedule has frozen them.
 """
 
+import copy
 from fnmatch import fnmatch
 
 import torch
@@ -188,6 +189,48 @@ class AdaptedEncoder(AdaptedModel):
     def forward(self, x, lengths=None):
         """Runs the adapted encoder on ``x`` with relative ``lengths``, as the encoder itself does."""
         return self.adapted_model(x, lengths)
+
+    def merged(self):
+        """A copy of the encoder with each LoRA update folded into the weights it adapts: a plain encoder.
+
+        LoRA computes ``W x + s U D x``, which is ``(W + s U D) x`` (for a convolution, ``D`` has the layer's
+        kernel and ``U`` is pointwise, so the sum is again a convolution of that kernel), so the merged encoder
+        computes what the adapted one does, with neither the adapters' parameters nor their extra matrix
+        products. Bottleneck adapters have a nonlinearity and cannot be merged.
+
+        Returns
+        -------
+        torch.nn.Module
+            A deep copy of the wrapped encoder, in the adapted encoder's mode, that this one's later training
+            does not change.
+
+        Example
+        -------
+        >>> _ = torch.manual_seed(0)
+        >>> encoder = AdaptedEncoder(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)), targets=["0"])
+        >>> _ = torch.nn.init.normal_(encoder.adapted_model[0].adapter_up_proj.weight)
+        >>> x = torch.randn(3, 4)
+        >>> plain = encoder.merged()
+        >>> type(plain[0]).__name__, torch.allclose(plain(x), encoder.adapted_model(x), atol=1e-6)
+        ('Linear', True)
+        """
+        if self.kind != "lora":
+            raise ValueError(
+                f"{self.kind} adapters have a nonlinearity inside and cannot be merged into the weights; only LoRA can"
+            )
+        model = copy.deepcopy(self.adapted_model)
+        for name in self.adapted_layers:
+            parent_name, _, child = name.rpartition(".")
+            parent = model.get_submodule(parent_name)
+            lora = getattr(parent, child)
+            base = lora.pretrained_module
+            up, down = lora.adapter_up_proj.weight, lora.adapter_down_proj.weight
+            with torch.no_grad():
+                # (out, rank) x (rank, in, *kernel): the low-rank update as a weight of the layer's shape.
+                update = torch.tensordot(up.reshape(up.shape[0], up.shape[1]), down, dims=1)
+                base.weight += lora.scaling * update.to(base.weight.dtype)
+            setattr(parent, child, base)
+        return model
 
     @checkpoints.mark_as_saver
     def saver(self, path):

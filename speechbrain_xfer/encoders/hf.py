@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import tempfile
 
 import huggingface_hub
 import huggingface_hub.constants
@@ -83,6 +84,14 @@ class HFEncoder(nn.Module):
         every frame also attends to the frames of the zero padding, which Whisper cannot mask, and here there are
         none, so the transformer layers' outputs differ from the 30 s window's. Pretrained Whisper never saw such
         short windows, so fine-tune (or at least train a layer sum) rather than probe its final layer as it is.
+    config, feature_extractor : dict, optional
+        With ``source=None``: the contents of ``config.json`` and ``preprocessor_config.json``. The encoder is
+        then built from them alone, with random weights for a checkpoint to replace: how an ``sbx export``
+        folder's ``hyperparams.yaml`` builds it, so that loading needs no other file and no hub access.
+    pretrained : bool
+        If False, the same architecture with random weights (drawn from torch's global generator, as
+        ``transformers`` initializes a new model): training from scratch, the baseline of transfer. The source
+        still gives the architecture and the feature extractor.
 
     Raises
     ------
@@ -103,17 +112,28 @@ class HFEncoder(nn.Module):
 
     def __init__(
         self,
-        source,
+        source=None,
         save_path=None,
         freeze=False,
         freeze_feature_extractor=True,
         layer_sum=False,
         output_layer=-1,
         whisper_window="30s",
+        pretrained=True,
+        config=None,
+        feature_extractor=None,
     ):
         super().__init__()
         if whisper_window not in WHISPER_WINDOWS:
             raise ValueError(f"whisper_window={whisper_window!r}: use one of {', '.join(WHISPER_WINDOWS)}")
+        if source is None:
+            # No files: the architecture from the config alone, random weights for a checkpoint to replace.
+            with tempfile.TemporaryDirectory() as folder:
+                _write_config_folder(folder, config, feature_extractor)
+                options = dict(freeze_feature_extractor=freeze_feature_extractor, output_layer=output_layer)
+                self.__init__(folder, freeze=freeze, layer_sum=layer_sum, whisper_window=whisper_window, **options)
+            self.source = "<config>"
+            return
         self.source = os.fspath(source)
         # SpeechBrain's wrappers need a string cache folder (they build "<save_path>/models--..." paths to find
         # already-downloaded snapshots); the standard HF cache makes hub ids cached by any tool usable offline.
@@ -152,6 +172,8 @@ class HFEncoder(nn.Module):
             # config.json is cached and we are offline).
             raise PretrainedSourceError(f"could not load '{self.source}': {err}; {HUB_HINT}", self.source) from err
 
+        if not pretrained:
+            self._randomize()
         if not freeze and freeze_feature_extractor:
             self._freeze_front_end()
 
@@ -190,6 +212,14 @@ class HFEncoder(nn.Module):
     @property
     def _needs_hidden_states(self):
         return self.layer_sum or self.output_layer != self.num_layers
+
+    def _randomize(self):
+        """Replaces the loaded weights with those of a new model of the same config."""
+        model = self.model
+        fresh = type(model)(model.config)
+        if self.family == "whisper":
+            model, fresh = model.encoder, fresh.encoder  # the wrapper dropped the decoder
+        model.load_state_dict(fresh.state_dict())
 
     def _freeze_front_end(self):
         """Stops training of the convolutional front end (SpeechBrain's wrapper already did part of it)."""
@@ -293,7 +323,34 @@ class HFEncoder(nn.Module):
         """
         if not self._needs_hidden_states:
             return self._trim(self._encode(wavs, wav_lens), wavs)
+        states = self._all_hidden_states(wavs, wav_lens)
+        if not self.layer_sum:
+            return states[self.output_layer]
+        return self._weighted_sum(torch.stack(states, dim=2))
 
+    @property
+    def cache_excluded(self):
+        """Names of the tensors that act after :meth:`cached_forward` (the frozen-encoder feature cache's
+        fingerprint leaves them out): the layer weights, which train while the encoder stays frozen."""
+        return ("layer_weights",) if self.layer_sum else ()
+
+    def cached_forward(self, wavs, wav_lens=None):
+        """What the frozen-encoder feature cache keeps: with ``layer_sum``, every hidden state, stacked as
+        ``(batch, frames, num_layers + 1, output_dim)``, else the output itself. :meth:`finish_cached` then gives
+        the output, so a frozen encoder's layer weights train on cached states."""
+        if not self.layer_sum:
+            return self(wavs, wav_lens)
+        return torch.stack(self._all_hidden_states(wavs, wav_lens), dim=2)
+
+    def finish_cached(self, cached):
+        """The output from what :meth:`cached_forward` returned (padded to a batch)."""
+        return self._weighted_sum(cached) if self.layer_sum else cached
+
+    def _weighted_sum(self, stacked):
+        weights = torch.softmax(self.layer_weights, dim=0)
+        return (weights.view(-1, 1) * stacked).sum(dim=-2)
+
+    def _all_hidden_states(self, wavs, wav_lens):
         sink = {}
         layers = self.model.encoder.layers
         for layer in layers:
@@ -303,13 +360,7 @@ class HFEncoder(nn.Module):
         finally:
             for layer in layers:
                 layer._xfer_sink = None
-        states = [self._trim(state, wavs) for state in self._hidden_states(sink, last)]
-
-        if not self.layer_sum:
-            return states[self.output_layer]
-        weights = torch.softmax(self.layer_weights, dim=0)
-        stacked = torch.stack(states, dim=0)
-        return (weights.view(-1, 1, 1, 1) * stacked).sum(dim=0)
+        return [self._trim(state, wavs) for state in self._hidden_states(sink, last)]
 
     def _encode(self, wavs, wav_lens):
         """Runs SpeechBrain's wrapper (it handles freezing, input normalisation, masks and log-mels)."""
@@ -464,6 +515,21 @@ def _read_config(source, cache_dir):
     if not isinstance(config, dict):
         raise PretrainedSourceError(f"config.json in '{source}' is not a JSON object", source)
     return config
+
+
+def _write_config_folder(folder, config, feature_extractor):
+    """A hub-format folder of random weights from ``config.json`` and ``preprocessor_config.json`` contents."""
+    if not isinstance(config, dict) or not isinstance(feature_extractor, dict):
+        raise ValueError(
+            "HFEncoder needs a source (a folder or hub id), or else both config and "
+            "feature_extractor (the contents of config.json and preprocessor_config.json)"
+        )
+    from transformers import AutoConfig, AutoModel
+
+    with open(os.path.join(folder, FEATURE_EXTRACTOR_FILE), "w") as f:
+        json.dump(feature_extractor, f)
+    fields = {k: v for k, v in config.items() if k != "model_type"}
+    AutoModel.from_config(AutoConfig.for_model(config.get("model_type"), **fields)).save_pretrained(folder)
 
 
 def _build_wrapper(family, source, cache_dir, freeze, freeze_feature_extractor):

@@ -40,6 +40,7 @@ import torch
 
 from speechbrain_xfer.hub import yaml_nodes
 from speechbrain_xfer.hub.card import write_model_card
+from speechbrain_xfer.hub.hf_export import hf_encoder_node, hf_pretrainer, is_hf_encoder, write_hf_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -172,16 +173,28 @@ class _Run:
         self.checkpoint = checkpoint.path
         for module in self.modules.values():
             module.eval()
+        self.encoder = _exported_encoder(self.modules["encoder"])
 
     # -- writing --------------------------------------------------------
     def write(self, staging, out_dir, example):
         memo = {}  # one memo: objects the run's modules share stay shared in the export
+        encoder_node = self.tree["modules"]["encoder"]
+        live = {id(encoder_node): self.modules["encoder"]}
+        if self.encoder is not self.modules["encoder"]:
+            live[id(encoder_node["encoder"])] = self.encoder
+        yaml_nodes.resolve_getattr(self.tree, live)
         nodes = {
             "features": yaml_nodes.detached(self.tree.get("compute_features"), memo),
             "feature_normalization": yaml_nodes.detached(self.tree.get("mean_var_norm"), memo),
-            "encoder": yaml_nodes.detached(self.tree["modules"]["encoder"], memo),
         }
-        torch.save(self.modules["encoder"].state_dict(), os.path.join(staging, "encoder.ckpt"))
+        if is_hf_encoder(self.encoder):
+            nodes["encoder"] = hf_encoder_node(self.encoder)
+            write_hf_encoder(self.encoder, staging)
+        else:
+            if self.encoder is not self.modules["encoder"]:  # LoRA merged: the wrapped encoder's own definition
+                encoder_node = encoder_node["encoder"]
+            nodes["encoder"] = yaml_nodes.detached(encoder_node, memo)
+            torch.save(self.encoder.state_dict(), os.path.join(staging, "encoder.ckpt"))
         if self.kind == "ctc":
             nodes["ctc_head"] = yaml_nodes.detached(self.tree["modules"]["ctc_head"], memo)
             torch.save(self.modules["ctc_head"].state_dict(), os.path.join(staging, "ctc_head.ckpt"))
@@ -203,6 +216,8 @@ class _Run:
                 tail, interface = _multi_yaml(self.targets), "speechbrain_xfer.hub.interfaces.MultiTargetClassifier"
             self._copy_label_encoders(staging)
         text = _yaml_header(self, interface) + yaml_nodes.dump(nodes) + tail
+        if is_hf_encoder(self.encoder):
+            text = hf_pretrainer(text)
         foreign = yaml_nodes.foreign_classes(text)
         if foreign:
             logger.warning("the exported hyperparams.yaml builds %s: whoever loads it needs those packages", foreign)
@@ -369,6 +384,15 @@ def _exported_log_probs(model, kind, targets, wav):
             return {targets[0]: out_prob}
         log_probs, _ = model.classify_batch(wav.unsqueeze(0), torch.ones(1))
         return log_probs
+
+
+def _exported_encoder(encoder):
+    """The encoder as exported: a LoRA-adapted one with its adapters merged into the weights, else itself."""
+    from speechbrain_xfer.encoders.adapters import AdaptedEncoder
+
+    if isinstance(encoder, AdaptedEncoder) and encoder.kind == "lora":
+        return encoder.merged().eval()
+    return encoder
 
 
 def _classifier_heads(heads):

@@ -61,6 +61,38 @@ def detached(node, memo=None):
     return copy
 
 
+def resolve_getattr(node, objects):
+    """Replaces, in place, each ``!apply:getattr [<node>, name]`` whose node is a key of ``objects``
+    (``{id(node): live object}``) with that attribute's plain value.
+
+    A recipe's ``!ref <encoder.output_dim>`` is saved so; resolved, the export's YAML no longer builds the
+    run's encoder (with its pretrained source) a second time to read one number.
+
+    Example
+    -------
+    >>> tree = YAML().load("enc: &e !new:torch.nn.Linear {in_features: 2}\\nhead: {dim: !apply:getattr [*e, x]}\\n")
+    >>> class Live:
+    ...     x = 7
+    >>> resolve_getattr(tree, {id(tree["enc"]): Live()})
+    >>> tree["head"]["dim"]
+    7
+    """
+    if isinstance(node, CommentedMap):
+        items = list(node.items())
+    elif isinstance(node, CommentedSeq):
+        items = list(enumerate(node))
+    else:
+        return
+    for key, value in items:
+        getter = isinstance(value, CommentedSeq) and tag_of(value) == "!apply:getattr" and len(value) == 2
+        if getter and id(value[0]) in objects:
+            attribute = getattr(objects[id(value[0])], str(value[1]))
+            if isinstance(attribute, (bool, int, float, str)):
+                node[key] = attribute
+                continue
+        resolve_getattr(value, objects)
+
+
 def tagged_map(tag, items):
     """A mapping node built with ``tag`` (e.g. ``"!new:speechbrain_xfer.lobes.ClassifierHeads"``)."""
     node = CommentedMap(items)

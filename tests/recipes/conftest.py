@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from recipe_runs import CORPUS, RECIPE_ENV, RECIPES, TINY_TRAINING
+from recipe_runs import CORPUS, HF_CACHE_ID, HF_TINY, RECIPE_ENV, RECIPES, TINY_TRAINING
 
 
 @pytest.fixture(scope="session")
@@ -14,10 +14,16 @@ def run_recipe():
     """Runs ``python train.py hparams/<yaml> <args>`` (or another ``script``) in a recipe's folder; returns the
     CompletedProcess."""
 
-    def run(recipe, yaml_name, *args, timeout=300, script="train.py"):
+    def run(recipe, yaml_name, *args, timeout=300, script="train.py", env=None):
         command = [sys.executable, script, f"hparams/{yaml_name}", *map(str, args)]
-        return subprocess.run(command, cwd=RECIPES / recipe, env=RECIPE_ENV, capture_output=True, text=True,
-                              timeout=timeout)  # fmt: skip
+        return subprocess.run(
+            command,
+            cwd=RECIPES / recipe,
+            env={**RECIPE_ENV, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     return run
 
@@ -45,6 +51,42 @@ def pretrained_encoder(tiny_corpus, tmp_path_factory, run_recipe):
                         "--output_folder", out, "--number_of_epochs", 1, "--noprogressbar")  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     return out / "encoder"
+
+
+@pytest.fixture(scope="session")
+def hf_source_encoder(tiny_corpus, pretrained_encoder, tmp_path_factory, run_recipe):
+    """``(export folder, HF cache)`` of the hub-format source stage: a tiny Whisper-architecture encoder, one
+    epoch of CTC on 32 utterances of asr/source with the pretrained encoder's posteriors distilled into it, also
+    put in an HF cache as the hub id :data:`HF_CACHE_ID`."""
+    root, _ = tiny_corpus
+    data = root / "asr" / "source"
+    work = tmp_path_factory.mktemp("pretrain-hf")
+    train_csv = work / "train32.csv"
+    _slice_manifest(data / "train.csv", train_csv, rows=32)
+    out, cache = work / "out", work / "hub"
+    result = run_recipe(
+        "pretrain",
+        "ctc_whisper.yaml",
+        "--data_folder",
+        data,
+        "--train_csv",
+        train_csv,
+        "--pretrained_source",
+        pretrained_encoder,
+        "--output_folder",
+        out,
+        "--number_of_epochs",
+        1,
+        "--fisher_batches",
+        2,
+        "--hf_cache_id",
+        HF_CACHE_ID,
+        *HF_TINY,
+        "--noprogressbar",
+        env={"HF_HUB_CACHE": str(cache)},
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return out / "encoder", cache
 
 
 @pytest.fixture(scope="session")

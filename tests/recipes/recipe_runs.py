@@ -10,3 +10,7 @@ STEPS_PER_EPOCH, EPOCHS = 2, 2
 TINY_TRAINING = ("--number_of_epochs", EPOCHS, "--steps_per_epoch", STEPS_PER_EPOCH, "--batch_size", 4,
                  "--noprogressbar")  # fmt: skip
 CORPUS = {"KWS": "words/target", "intent": "intent", "emotion": "emotion", "ASR": "asr/target"}
+# A tiny Whisper-architecture encoder for the hub-format source stage (ctc_whisper.yaml), and the hub id it is
+# also cached as.
+HF_TINY = ("--d_model", 32, "--encoder_layers", 2, "--attention_heads", 2, "--ffn_dim", 64)
+HF_CACHE_ID = "synth-test/tiny-whisper"

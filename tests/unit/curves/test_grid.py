@@ -8,6 +8,7 @@ import pytest
 from speechbrain_xfer.curves.demo import (
     DEMO_METHODS,
     DEMO_TASKS,
+    HF_SOURCE_STAGES,
     SOURCE_STAGES,
     pretrain,
     source_folders,
@@ -174,7 +175,7 @@ def test_demo_source_stages_run_in_order_each_from_the_one_before_and_only_once(
         make_inputs(recipes, [f"pretrain/hparams/{yaml}"])
         (recipes / "pretrain" / script).write_text(FAKE_SOURCE_STAGE)
     folders = source_folders(str(out))
-    assert pretrain(str(out), "corpus", str(recipes)) == folders[""]
+    assert pretrain(str(out), "corpus", str(recipes)) == folders
     first = (out / "pretrain" / "log.txt").read_text()
     second = (out / "pretrain" / "words" / "log.txt").read_text()
     assert first.startswith(f"ran train.py from None on {os.path.join('corpus', 'asr', 'source')}")
@@ -183,3 +184,35 @@ def test_demo_source_stages_run_in_order_each_from_the_one_before_and_only_once(
     pretrain(str(out), "corpus", str(recipes))  # both exports exist: nothing runs again
     assert (out / "pretrain" / "log.txt").read_text() == first
     assert (out / "pretrain" / "words" / "log.txt").read_text() == second
+
+
+def test_hf_encoder_runs_take_the_hf_yamls_and_the_hf_source_for_every_method():
+    from speechbrain_xfer.curves.grid import recipe_methods
+
+    methods = recipe_methods(["scratch", "finetune", "hf_lora"], "hf")
+    assert methods == ["hf_scratch", "hf_finetune", "hf_lora"]
+    assert recipe_methods(["scratch"], "conv") == ["scratch"]
+    with pytest.raises(ValueError, match="encoder 'w2v'"):
+        recipe_methods(["scratch"], "w2v")
+    sources = {"kws": "words/encoder"}  # the ConvEncoder's later source stage: not the hub-format encoder's
+    for method in methods:
+        run = Run("kws", method, 1, 1, "out")
+        assert run.encoder == "hf" and run.base_method == method.removeprefix("hf_")
+        command = run_command(run, "recipes", "corpus", "pre/hf", task_sources=sources)
+        assert command[2] == os.path.join("recipes", "KWS", "hparams", f"{method}.yaml")
+        # hf_scratch too: the source gives the architecture that trains from random weights.
+        assert command[command.index("--pretrained_source") + 1] == "pre/hf"
+        assert run.folder == os.path.join("out", "runs", "kws", method, "k1", "seed1")
+    assert Run("kws", "finetune", 1, 1, "out").encoder == "conv"
+
+
+def test_hf_demo_stages_distill_the_first_stage_into_the_hub_format_encoder(tmp_path):
+    recipes, out = tmp_path / "recipes", tmp_path / "out"
+    for _, script, yaml, _ in HF_SOURCE_STAGES:
+        make_inputs(recipes, [f"pretrain/hparams/{yaml}"])
+        (recipes / "pretrain" / script).write_text(FAKE_SOURCE_STAGE)
+    folders = pretrain(str(out), "corpus", str(recipes), stages=HF_SOURCE_STAGES)
+    assert set(folders) == {"", "hf"}
+    log = (out / "pretrain" / "hf" / "log.txt").read_text()
+    assert log.startswith(f"ran train.py from {folders['']} on {os.path.join('corpus', 'asr', 'source')}")
+    assert not (out / "pretrain" / "words").exists(), "the source-words stage is the ConvEncoder's keyword source"

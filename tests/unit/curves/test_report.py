@@ -126,3 +126,18 @@ def test_write_report_without_runs_writes_no_plot(tmp_path):
     assert write_report({}, str(tmp_path)) == []
     assert (tmp_path / "curves.csv").read_text().strip() == ",".join(CSV_COLUMNS)
     assert not (tmp_path / "curves.png").exists()
+
+
+def test_hf_rows_carry_their_encoder_and_compare_with_their_own_scratch():
+    summaries = {
+        run("scratch"): summary([(10, 0.9)], 0.9),
+        run("hf_scratch"): summary([(10, 0.2), (20, 0.4)], 0.4),
+        run("hf_finetune"): summary([(10, 0.5)], 0.5),
+    }
+    rows = curve_rows(summaries)
+    hf = {r["method"]: r for r in rows if r["encoder"] == "hf"}
+    assert set(hf) == {"scratch", "finetune"}, "the method column holds the method, the encoder its own column"
+    assert hf["finetune"]["steps_to_scratch"] == 10, "against hf_scratch's best (0.4), not the ConvEncoder's (0.9)"
+    assert [r["encoder"] for r in rows if r["method"] == "scratch"].count("conv") == 1
+    text = markdown_tables(rows, methods_order=["scratch", "hf_scratch", "hf_finetune"])
+    assert "| hf_finetune | 50.0 |" in text and "| scratch | 90.0 |" in text and "| hf_scratch | 40.0 |" in text

@@ -285,3 +285,25 @@ def test_unsupported_model_type_and_bad_output_layer_are_reported(tiny_models, t
         HFEncoder(folder)
     with pytest.raises(ValueError, match="output_layer=3"):
         HFEncoder(tiny_models["wav2vec2"][0], output_layer=LAYERS + 1)
+
+
+@pytest.mark.parametrize("family", ["wav2vec2", "whisper"])
+def test_frozen_layer_sum_caches_every_hidden_state_and_sums_them_later(tiny_models, family):
+    from speechbrain_xfer.data.feature_cache import front_end_fingerprint
+
+    encoder = HFEncoder(tiny_models[family][0], freeze=True, layer_sum=True, whisper_window="batch")
+    wavs, _ = batch()
+    cached = encoder.cached_forward(wavs[:1])
+    assert cached.shape == (1, frames(family), LAYERS + 1, DIM)
+    fingerprint = front_end_fingerprint({"encoder": encoder})
+    with torch.no_grad():
+        encoder.layer_weights.copy_(torch.tensor([0.3, -1.0, 2.0]))
+    torch.testing.assert_close(encoder.finish_cached(cached), encoder(wavs[:1]), rtol=0, atol=1e-6)
+    # The layer weights train on cached states: changing them must not move the cache to another folder.
+    assert front_end_fingerprint({"encoder": encoder}) == fingerprint
+    with torch.no_grad():
+        encoder.model.encoder.layers[0].final_layer_norm.bias.add_(1.0)
+    assert front_end_fingerprint({"encoder": encoder}) != fingerprint
+
+    plain = HFEncoder(tiny_models[family][0], freeze=True)
+    assert plain.cache_excluded == () and torch.equal(plain.cached_forward(wavs[:1]), plain(wavs[:1]))
