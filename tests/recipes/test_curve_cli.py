@@ -124,3 +124,44 @@ def test_tune_runs_every_method_at_every_learning_rate_and_chooses_on_validation
         best = max(("0.01", "0.0001"), key=lambda lr: valid[(method, lr)])
         assert f"| kws | {method} | 3 |" in markdown
         assert f"**{valid[(method, best)]:.1f}**" in markdown.split(f"| kws | {method} | 3 |")[1].splitlines()[0]
+
+
+def test_encoder_hf_runs_the_hf_recipes_from_the_hub_format_source(tiny_corpus, hf_source_encoder, tmp_path):
+    root, _ = tiny_corpus
+    source, _ = hf_source_encoder
+    args = [
+        "--encoder",
+        "hf",
+        "--task",
+        "kws",
+        "--shots",
+        "1",
+        "--methods",
+        "scratch,frozen",
+        "--seeds",
+        1,
+        "--jobs",
+        1,
+        "--data",
+        root,
+        "--pretrained",
+        source,
+        "--out",
+        tmp_path,
+        "--recipe-args",
+        RECIPE_ARGS,
+    ]
+    code, _, stderr = sbx_curve(*args)
+    assert code == 0, stderr[-4000:]
+    with open(tmp_path / "curves.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["method"], r["encoder"]) for r in rows) == [("frozen", "hf"), ("scratch", "hf")]
+    for method in ("hf_scratch", "hf_frozen"):
+        # The run's own hyperparams.yaml: an HFEncoder built from the source (for hf_scratch, its architecture).
+        text = (tmp_path / "runs" / "kws" / method / "k1" / "seed1" / "hyperparams.yaml").read_text()
+        assert "!new:speechbrain_xfer.encoders.HFEncoder" in text and f"source: {source}" in text
+    assert "| hf_scratch |" in (tmp_path / "curves.md").read_text()
+    # A ConvEncoder export is no hub-format source: refused before any run, naming the option.
+    code, _, stderr = sbx_curve("--encoder", "hf", "--task", "kws", "--shots", "1", "--methods", "finetune",
+                                "--data", root, "--pretrained", tmp_path, "--out", tmp_path / "x")  # fmt: skip
+    assert code != 0 and "config.json" in stderr and "--pretrained" in stderr
