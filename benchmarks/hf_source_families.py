@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""CTC training steps of the two hub-format source architectures, side by side.
+"""CTC training steps of the hub-format source candidates, side by side.
 
 The source stage's candidates, each built from its recipe YAML's ``architecture`` (random weights, written
 with ``save_pretrained`` and loaded through ``HFEncoder`` as the recipe does):
 
-- ``recipes/SynthSpeech/pretrain/hparams/ctc_whisper.yaml``: a Whisper-architecture encoder on log-mels
-  (20 ms frames);
+- ``recipes/SynthSpeech/pretrain/hparams/ctc_whisper.yaml``: a Whisper-architecture encoder on log-mels, with
+  the YAML's 20 ms mel hop (40 ms frames: ``whisper``) and with Whisper's own 10 ms (20 ms frames:
+  ``whisper_20ms``);
 - ``recipes/SynthSpeech/pretrain/hparams/ctc_wav2vec2.yaml``: a wav2vec 2.0-architecture encoder with a light
   convolutional front end on the raw waveform (40 ms frames).
 
@@ -31,14 +32,19 @@ from speechbrain_xfer.encoders import HFEncoder
 from speechbrain_xfer.encoders.hf_folders import write_random_encoder
 
 PRETRAIN = Path(__file__).resolve().parents[1] / "recipes" / "SynthSpeech" / "pretrain" / "hparams"
-FAMILIES = {"whisper": "ctc_whisper.yaml", "wav2vec2": "ctc_wav2vec2.yaml"}
+# name: (model type, YAML, mel hop: None for the YAML's)
+CANDIDATES = {
+    "whisper": ("whisper", "ctc_whisper.yaml", None),
+    "whisper_20ms": ("whisper", "ctc_whisper.yaml", 160),
+    "wav2vec2": ("wav2vec2", "ctc_wav2vec2.yaml", None),
+}
 
 
-def architecture(yaml_name):
-    """The ``architecture`` mapping of a source YAML (its model keys only: nothing else is built)."""
+def model_keys(yaml_name):
+    """The model keys of a source YAML (``architecture``, and ``mel_hop_length`` where it has one)."""
     text = (PRETRAIN / yaml_name).read_text()
     start = text.index("\nd_model:")
-    return load_hyperpyyaml(text[start : text.index("\ninitial_weights:")])["architecture"]
+    return load_hyperpyyaml(text[start : text.index("\ninitial_weights:")])
 
 
 def source_batches(data, batch, steps):
@@ -54,9 +60,15 @@ def source_batches(data, batch, steps):
     return batches
 
 
-def build(family, folder):
-    source = write_random_encoder(os.path.join(folder, family), family, config=architecture(FAMILIES[family]))
-    extra = {"whisper_window": "batch"} if family == "whisper" else {}
+def build(name, folder):
+    model_type, yaml_name, hop = CANDIDATES[name]
+    keys = model_keys(yaml_name)
+    hop = hop or keys.get("mel_hop_length")
+    extractor = {"hop_length": hop} if hop else None
+    source = write_random_encoder(
+        os.path.join(folder, name), model_type, config=keys["architecture"], feature_extractor=extractor
+    )
+    extra = {"whisper_window": "batch"} if model_type == "whisper" else {}
     torch.manual_seed(0)
     encoder = HFEncoder(source, freeze_feature_extractor=False, **extra).train()
     head = torch.nn.Linear(encoder.output_dim, 30)
@@ -84,8 +96,8 @@ def main():
     batches = source_batches(args.data, args.batch, args.steps)
     audio = sum(float(lens.sum()) * wavs.shape[1] for wavs, lens in batches) / 16000 / len(batches)
     with tempfile.TemporaryDirectory() as folder:
-        models = {family: build(family, folder) for family in FAMILIES}
-        times = {family: [] for family in FAMILIES}
+        models = {name: build(name, folder) for name in CANDIDATES}
+        times = {name: [] for name in CANDIDATES}
         for encoder, head, optimizer, _ in models.values():
             step(encoder, head, optimizer, *batches[0])  # warm-up
         for _ in range(args.rounds):
@@ -97,9 +109,9 @@ def main():
     print(f"CTC steps on {args.batch} source sentences ({audio:.1f} s of audio per batch); "
           f"{torch.get_num_threads()} threads; {args.steps} steps x {args.rounds} rounds, median")  # fmt: skip
     for family, (_, _, _, count) in models.items():
-        print(f"{family:<10} {count / 1e6:6.2f}M parameters  {statistics.median(times[family]) * 1e3:8.1f} ms/step")
-    ratio = statistics.median(times["wav2vec2"]) / statistics.median(times["whisper"])
-    print(f"wav2vec2/whisper step ratio: {ratio:.2f}")
+        print(f"{family:<13} {count / 1e6:6.2f}M parameters  {statistics.median(times[family]) * 1e3:8.1f} ms/step")
+    for name in ("whisper_20ms", "wav2vec2"):
+        print(f"{name}/whisper step ratio: {statistics.median(times[name]) / statistics.median(times['whisper']):.2f}")
 
 
 if __name__ == "__main__":

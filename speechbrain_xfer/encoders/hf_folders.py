@@ -20,8 +20,9 @@ logger = logging.getLogger(__name__)
 FOLDER_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
 
 
-def _classes(model_type):
-    """(config class, model class, feature-extractor class) of a model type; transformers imports slowly."""
+def model_classes(model_type):
+    """(config class, model class, feature-extractor class) of a model type (imported here: transformers imports
+    slowly)."""
     from transformers import (
         HubertConfig,
         HubertModel,
@@ -47,7 +48,7 @@ def _classes(model_type):
 
 
 def _feature_extractor(model_type, config, settings=None):
-    extractor_class = _classes(model_type)[2]
+    extractor_class = model_classes(model_type)[2]
     if model_type == "whisper":
         return extractor_class(**{"feature_size": config.num_mel_bins, **(settings or {})})
     # As wav2vec2-base's: zero-mean unit-variance waveforms, attention masks for padded batches.
@@ -96,7 +97,7 @@ def write_random_encoder(folder, model_type, seed=0, config=None, feature_extrac
     import torch
 
     folder = os.fspath(folder)
-    config_class, model_class, _ = _classes(model_type)
+    config_class, model_class, _ = model_classes(model_type)
     wanted = config_class(**(config or {}))
     if is_complete(folder):
         with open(os.path.join(folder, "config.json")) as f:

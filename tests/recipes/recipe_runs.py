@@ -1,7 +1,10 @@
 """Where the SynthSpeech recipes are, and how the recipe tests run them (tiny settings, one thread)."""
 
+import json
 import os
 from pathlib import Path
+
+import torch
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "SynthSpeech"
 # One thread: these tests share the machine with other work, and the models are tiny anyway.
@@ -14,3 +17,15 @@ CORPUS = {"KWS": "words/target", "intent": "intent", "emotion": "emotion", "ASR"
 # also cached as.
 HF_TINY = ("--d_model", 32, "--encoder_layers", 2, "--attention_heads", 2, "--ffn_dim", 64)
 HF_CACHE_ID = "synth-test/tiny-whisper"
+
+
+def read_summary(run_folder):
+    with open(run_folder / "summary.json") as f:
+        return json.load(f)
+
+
+def checkpoints(run_folder, name):
+    """A module's state dict in each checkpoint the run kept (the best and the last), oldest first."""
+    paths = sorted((run_folder / "save").glob(f"CKPT+*/{name}.ckpt"))
+    assert paths, f"no {name}.ckpt in {run_folder / 'save'}"
+    return [torch.load(path, weights_only=True) for path in paths]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from recipe_runs import CORPUS, HF_CACHE_ID, RECIPES, TINY_TRAINING
+from recipe_runs import CORPUS, HF_CACHE_ID, RECIPES, TINY_TRAINING, checkpoints, read_summary
 from safetensors.torch import load_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning")]
@@ -22,15 +22,8 @@ RUNS = (
 PREFIX = "wrapper.model."
 
 
-def read_summary(run_folder):
-    with open(run_folder / "summary.json") as f:
-        return json.load(f)
-
-
 def last_checkpoint(run_folder, name):
-    paths = sorted((run_folder / "save").glob(f"CKPT+*/{name}.ckpt"))
-    assert paths, f"no {name}.ckpt in {run_folder / 'save'}"
-    return torch.load(paths[-1], weights_only=True)
+    return checkpoints(run_folder, name)[-1]
 
 
 def source_weights(folder):

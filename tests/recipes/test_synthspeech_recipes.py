@@ -1,13 +1,12 @@
 """The SynthSpeech recipes end to end: real SpeechBrain training loops of a few steps on the tiny corpus."""
 
 import csv
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from recipe_runs import CORPUS, EPOCHS, STEPS_PER_EPOCH, TINY_TRAINING
+from recipe_runs import CORPUS, EPOCHS, STEPS_PER_EPOCH, TINY_TRAINING, checkpoints, read_summary
 
 from speechbrain_xfer.data.synth import read_manifest
 from speechbrain_xfer.hub.export import exported_interface
@@ -22,18 +21,6 @@ KWS_METHODS = sorted(p.stem for p in (RECIPES / "KWS" / "hparams").glob("*.yaml"
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked", "frame_strides")
 OTHER_METHODS = ("scratch", "l2sp", "frozen")  # intent and emotion: the baseline, a regularizer, the feature cache
 RUNS = [("KWS", m) for m in KWS_METHODS] + [(t, m) for t in ("intent", "emotion") for m in OTHER_METHODS]
-
-
-def read_summary(run_folder):
-    with open(run_folder / "summary.json") as f:
-        return json.load(f)
-
-
-def checkpoints(run_folder, name):
-    """A module's state dict in each checkpoint the run kept (the best and the last)."""
-    paths = sorted((run_folder / "save").glob(f"CKPT+*/{name}.ckpt"))
-    assert paths, f"no {name}.ckpt in {run_folder / 'save'}"
-    return [torch.load(path, weights_only=True) for path in paths]
 
 
 def test_pretraining_exports_a_loadable_encoder(pretrained_encoder):

@@ -1,17 +1,6 @@
 """Sizes and builders of the tiny hub-style models of the encoder tests (the fixtures are in conftest.py)."""
 
-from transformers import (
-    HubertConfig,
-    HubertModel,
-    Wav2Vec2Config,
-    Wav2Vec2FeatureExtractor,
-    Wav2Vec2Model,
-    WavLMConfig,
-    WavLMModel,
-    WhisperConfig,
-    WhisperFeatureExtractor,
-    WhisperModel,
-)
+from speechbrain_xfer.encoders.hf_folders import model_classes
 
 FAMILIES = ("wav2vec2", "hubert", "wavlm", "whisper")
 DIM = 32
@@ -38,9 +27,4 @@ WHISPER_CONFIG = dict(
     num_mel_bins=80,
     max_source_positions=1500,
 )
-BUILDERS = {
-    "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model, Wav2Vec2FeatureExtractor),
-    "hubert": (HubertConfig, HubertModel, Wav2Vec2FeatureExtractor),
-    "wavlm": (WavLMConfig, WavLMModel, Wav2Vec2FeatureExtractor),
-    "whisper": (WhisperConfig, WhisperModel, WhisperFeatureExtractor),
-}
+BUILDERS = {family: model_classes(family) for family in FAMILIES}
