@@ -111,3 +111,20 @@ def test_not_pretrained_is_the_same_architecture_with_new_weights(tiny_models, f
     key = f"encoder.layers.0.{attention}.k_proj.weight"
     assert not torch.equal(scratch[key], saved[key]), "weights are new"
     assert torch.equal(scratch[key], again[key]), "drawn from torch's seeded generator"
+
+
+def test_an_encoder_built_from_its_configs_alone_takes_the_saved_weights(tiny_models):
+    folder, saved = tiny_models["whisper"]
+    with open(os.path.join(folder, "config.json")) as f:
+        config = json.load(f)
+    with open(os.path.join(folder, "preprocessor_config.json")) as f:
+        extractor = json.load(f)
+    encoder = HFEncoder(config=config, feature_extractor=extractor, layer_sum=True, whisper_window="batch")
+    assert encoder.source == "<config>" and encoder.layer_sum and encoder.whisper_window == "batch"
+    reference = HFEncoder(folder, layer_sum=True, whisper_window="batch")
+    # What an export's Pretrainer does: the weights come from a checkpoint afterwards.
+    encoder.load_state_dict(reference.state_dict())
+    wavs = torch.randn(1, 4000)
+    torch.testing.assert_close(encoder(wavs), reference(wavs))
+    with pytest.raises(ValueError, match="needs a source"):
+        HFEncoder()
