@@ -275,8 +275,8 @@ def _export_hf_source(brain, extra_files):
     """
     from speechbrain_xfer.encoders.hf_folders import add_to_hf_cache, save_encoder_folder
 
+    # The modules hold the best checkpoint already: run_experiment's test pass loaded it.
     hparams = brain.hparams
-    brain.checkpointer.recover_if_possible(**brain.best_checkpoint_key)
     files = dict(extra_files)
     if "ctc_head" in brain.modules:
         files["ctc_head.ckpt"] = brain.modules["ctc_head"].state_dict()

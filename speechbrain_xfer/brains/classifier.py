@@ -23,6 +23,7 @@ import speechbrain as sb
 import torch
 
 from speechbrain_xfer.brains.metrics import confusion_matrix, macro_f1
+from speechbrain_xfer.brains.schedules import unwrapped
 from speechbrain_xfer.brains.transfer import TransferBrain
 from speechbrain_xfer.lobes.heads import ClassifierHeads
 
@@ -55,7 +56,7 @@ class UtteranceClassifierBrain(TransferBrain):
             # A frozen encoder's outputs, computed once per utterance (data.feature_cache); no encoder input.
             (features, lens), x = batch.encoded, None
             feature_lens = lens
-            finish = getattr(_unwrapped(self.modules.encoder), "finish_cached", None)
+            finish = getattr(unwrapped(self.modules.encoder), "finish_cached", None)
             if finish is not None:
                 features = finish(features)
         else:
@@ -138,8 +139,3 @@ class UtteranceClassifierBrain(TransferBrain):
         with open(os.path.join(folder, "predictions.tsv"), "w") as f:
             for row in [header, *zip(*columns)]:
                 f.write("\t".join(row) + "\n")
-
-
-def _unwrapped(module):
-    """The module inside a DistributedDataParallel wrapper, or the module itself."""
-    return getattr(module, "module", module)

@@ -98,7 +98,12 @@ def layerwise_param_groups(encoder, layers, lr, decay=1.0):
     return [g for g in groups if g["params"]]
 
 
+def unwrapped(module):
+    """The module inside a DistributedDataParallel wrapper, or the module itself."""
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
 def encoder_layers(encoder):
     """The encoder's layers bottom to top, or the encoder as one layer."""
-    module = encoder.module if isinstance(encoder, nn.parallel.DistributedDataParallel) else encoder
+    module = unwrapped(encoder)
     return list(module.layers()) if hasattr(module, "layers") else [module]

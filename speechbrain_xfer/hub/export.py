@@ -187,7 +187,8 @@ class _Run:
             "features": yaml_nodes.detached(self.tree.get("compute_features"), memo),
             "feature_normalization": yaml_nodes.detached(self.tree.get("mean_var_norm"), memo),
         }
-        if is_hf_encoder(self.encoder):
+        hf = is_hf_encoder(self.encoder)
+        if hf:
             nodes["encoder"] = hf_encoder_node(self.encoder)
             write_hf_encoder(self.encoder, staging)
         else:
@@ -216,7 +217,7 @@ class _Run:
                 tail, interface = _multi_yaml(self.targets), "speechbrain_xfer.hub.interfaces.MultiTargetClassifier"
             self._copy_label_encoders(staging)
         text = _yaml_header(self, interface) + yaml_nodes.dump(nodes) + tail
-        if is_hf_encoder(self.encoder):
+        if hf:
             text = hf_pretrainer(text)
         foreign = yaml_nodes.foreign_classes(text)
         if foreign:
