@@ -32,9 +32,9 @@ from timed_brain import TimedBrain
 
 from speechbrain_xfer.data.dataio import classification_datasets
 from speechbrain_xfer.data.feature_cache import add_feature_cache, feature_cache_applies
-from speechbrain_xfer.data.synth import SynthOptions, synthesize_task
 from speechbrain_xfer.encoders.conv import ConvEncoder
 from speechbrain_xfer.lobes import ClassifierHead, MeanMaxPooling
+from speechbrain_xfer.synthspeech.synth import SynthOptions, synthesize_task
 
 SUBSETS = {"words": ("words/target", "word"), "intent": ("intent", "intent")}
 

@@ -24,7 +24,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.augment.time_domain import DropFreq as SpeechBrainDropFreq
 
 from speechbrain_xfer.data.dataio import read_mono_16k
-from speechbrain_xfer.data.synth import read_manifest
+from speechbrain_xfer.synthspeech.synth import read_manifest
 
 YAML = os.path.join(os.path.dirname(__file__), "..", "recipes", "SynthSpeech", "intent", "hparams", "finetune.yaml")
 PARTS = ("augment", "fbank+norm", "encoder", "heads", "backward", "optimizer")

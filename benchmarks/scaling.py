@@ -35,8 +35,8 @@ import torch
 from timed_brain import TimedBrain
 
 from speechbrain_xfer.data.dataio import prepare_classification
-from speechbrain_xfer.data.synth import SynthOptions, plan_corpus, read_manifest, synthesize_subset
 from speechbrain_xfer.experiment import run_experiment
+from speechbrain_xfer.synthspeech.synth import SynthOptions, plan_corpus, read_manifest, synthesize_subset
 
 HPARAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "recipes", "SynthSpeech", "KWS",
                        "hparams", "scratch.yaml")  # fmt: skip

@@ -10,7 +10,7 @@ import os
 import tempfile
 import time
 
-from speechbrain_xfer.data.synth import SynthOptions, plan_corpus, synthesize_subset
+from speechbrain_xfer.synthspeech.synth import SynthOptions, plan_corpus, synthesize_subset
 
 SUBSETS = (("words", "words/target"), ("intent", "intent"), ("emotion", "emotion"), ("asr", "asr/source"))
 

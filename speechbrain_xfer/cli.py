@@ -23,14 +23,14 @@ def _add_synth_options(parser):
 
 
 def _synth_options(args):
-    from speechbrain_xfer.data.synth import SynthOptions
+    from speechbrain_xfer.synthspeech.synth import SynthOptions
 
     return SynthOptions(seed=args.seed, num_speakers=args.speakers, scale=args.scale)
 
 
 def cmd_synth(args):
     """Synthesizes SynthSpeech task corpora."""
-    from speechbrain_xfer.data.synth import TASKS, synthesize_task
+    from speechbrain_xfer.synthspeech.synth import TASKS, synthesize_task
 
     tasks = TASKS if args.task == "all" else (args.task,)
     options = _synth_options(args)
@@ -274,7 +274,7 @@ def _add_grid_options(parser, out, shots):
 
 
 def build_parser():
-    from speechbrain_xfer.data.synth import TASKS
+    from speechbrain_xfer.synthspeech.synth import TASKS
 
     parser = argparse.ArgumentParser(prog="sbx", description="Transfer learning for speech with SpeechBrain.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

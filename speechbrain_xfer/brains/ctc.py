@@ -42,7 +42,7 @@ class CTCBrain(TransferBrain):
     Example
     -------
     >>> import torch
-    >>> from speechbrain_xfer.data.dataio import CharTokenizer
+    >>> from speechbrain_xfer.data.tokenizers import CharTokenizer
     >>> from speechbrain_xfer.encoders.conv import ConvEncoder
     >>> from speechbrain_xfer.lobes import CTCHead
     >>> tok = CharTokenizer.load_or_create(getfixture("tmp_path") / "chars.txt", ["hi ho"])

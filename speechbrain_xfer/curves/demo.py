@@ -82,7 +82,7 @@ def run_demo(out, synth_options, recipes_root, jobs=2, encoder="conv"):
     ``encoder="hf"``: the hub-format encoder's source stages and ``hf_*`` recipes instead, with the report
     in ``<out>/hf``; the corpus and the ConvEncoder's CTC stage (its teacher) are shared with the default demo.
     """
-    from speechbrain_xfer.data.synth import TASKS, synthesize_task
+    from speechbrain_xfer.synthspeech.synth import TASKS, synthesize_task
 
     start = time.perf_counter()
     corpus = os.path.join(out, "data")

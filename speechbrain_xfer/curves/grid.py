@@ -123,7 +123,7 @@ def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrid
 
 def prepare_subsets(runs, corpus_root):
     """Writes the sentence-count training subsets (``train_n{N}.csv``) that the grid's ASR runs need."""
-    from speechbrain_xfer.data.kshot import write_sentence_subsets
+    from speechbrain_xfer.synthspeech.kshot import write_sentence_subsets
 
     wanted = {}
     for run in runs:

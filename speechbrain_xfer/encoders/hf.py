@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from huggingface_hub.errors import EntryNotFoundError, HFValidationError
 from torch import nn
 
-from speechbrain_xfer.encoders.errors import PretrainedSourceError
+from speechbrain_xfer.pretrained.errors import PretrainedSourceError
 
 # model_type (from config.json) -> family. The self-supervised models share one layout in transformers
 # (feature_extractor, feature_projection, encoder.layers) and one SpeechBrain wrapper.

@@ -160,7 +160,7 @@ class _Run:
 
     def _load_best_checkpoint(self):
         from speechbrain_xfer.encoders.adapters import AdaptedEncoder
-        from speechbrain_xfer.experiment import load_pretrained
+        from speechbrain_xfer.recipe_config import load_pretrained
 
         if isinstance(self.modules["encoder"], AdaptedEncoder):
             # Adapter checkpoints hold only what trained; the frozen weights come from the pretrained source.
@@ -403,7 +403,7 @@ def _classifier_heads(heads):
 
 
 def _load_run_hparams(hparams_file):
-    from speechbrain_xfer.experiment import load_recipe_hparams
+    from speechbrain_xfer.recipe_config import load_recipe_hparams
 
     seed = os.environ.get("SB_GLOBAL_SEED")
     try:

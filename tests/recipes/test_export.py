@@ -24,9 +24,9 @@ from speechbrain.inference.interfaces import foreign_class
 
 from speechbrain_xfer.brains import CTCBrain, UtteranceClassifierBrain
 from speechbrain_xfer.cli import main
-from speechbrain_xfer.data.dataio import CharTokenizer
-from speechbrain_xfer.experiment import load_recipe_hparams
+from speechbrain_xfer.data.tokenizers import CharTokenizer
 from speechbrain_xfer.hub.yaml_nodes import foreign_classes
+from speechbrain_xfer.recipe_config import load_recipe_hparams
 
 pytestmark = pytest.mark.slow
 

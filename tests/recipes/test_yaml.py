@@ -12,7 +12,7 @@ import torch
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.run_opts import RunOptions
 
-from speechbrain_xfer.experiment import load_recipe_hparams
+from speechbrain_xfer.recipe_config import load_recipe_hparams
 
 REPO = Path(__file__).resolve().parents[2]
 YAMLS = sorted(Path(p).relative_to(REPO) for p in glob.glob(str(REPO / "recipes" / "**" / "*.yaml"), recursive=True))

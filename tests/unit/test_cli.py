@@ -2,7 +2,7 @@ import subprocess
 import sys
 
 from speechbrain_xfer.cli import main
-from speechbrain_xfer.data.synth import read_manifest
+from speechbrain_xfer.synthspeech.synth import read_manifest
 
 
 def test_help_lists_the_commands():

@@ -5,7 +5,7 @@ import speechbrain as sb
 import torch
 
 from speechbrain_xfer.data.dataio import ManifestError, classification_datasets
-from speechbrain_xfer.data.synth import read_manifest, write_manifest
+from speechbrain_xfer.synthspeech.synth import read_manifest, write_manifest
 
 
 def test_keyword_brain_overfits_a_handful_of_utterances(tiny_corpus, tmp_path, small_manifest, make_brain):

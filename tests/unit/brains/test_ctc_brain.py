@@ -13,12 +13,13 @@ from speechbrain.processing.features import InputNormalization
 from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_xfer.brains import CTCBrain
-from speechbrain_xfer.data.dataio import CharTokenizer, ManifestError, asr_datasets
-from speechbrain_xfer.data.synth import read_manifest, write_manifest
+from speechbrain_xfer.data.dataio import ManifestError, asr_datasets
+from speechbrain_xfer.data.tokenizers import CharTokenizer
 from speechbrain_xfer.encoders import PretrainedSourceError
 from speechbrain_xfer.encoders.conv import ConvEncoder
 from speechbrain_xfer.lobes import CTCHead
 from speechbrain_xfer.regularization import L2SP
+from speechbrain_xfer.synthspeech.synth import read_manifest, write_manifest
 
 N_UTTERANCES = 8
 LOADER = {"batch_size": 4, "shuffle": True}

@@ -16,11 +16,12 @@ from speechbrain.processing.features import InputNormalization
 
 from speechbrain_xfer.brains import UtteranceClassifierBrain
 from speechbrain_xfer.data.dataio import classification_datasets
-from speechbrain_xfer.data.feature_cache import add_feature_cache, feature_cache_applies, frame_lengths
-from speechbrain_xfer.data.synth import read_manifest, write_manifest
+from speechbrain_xfer.data.feature_cache import add_feature_cache, feature_cache_applies
 from speechbrain_xfer.encoders.conv import ConvEncoder
 from speechbrain_xfer.lobes import ClassifierHead, MeanMaxPooling
+from speechbrain_xfer.lobes.features import frame_lengths
 from speechbrain_xfer.regularization import DELTA, L2SP
+from speechbrain_xfer.synthspeech.synth import read_manifest, write_manifest
 
 
 def copy_subset(source, dest, count):

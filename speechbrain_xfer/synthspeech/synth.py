@@ -24,13 +24,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import soundfile as sf
 
-from speechbrain_xfer.data import texts
-from speechbrain_xfer.data.acoustics import SAMPLE_RATE, apply_conditions, resample_batch
-from speechbrain_xfer.data.espeak import SAMPLE_RATE as ESPEAK_RATE
-from speechbrain_xfer.data.espeak import Espeak, SynthesisError
-from speechbrain_xfer.data.isolation import Failure, run_isolated
-from speechbrain_xfer.data.kshot import write_kshot_manifests
-from speechbrain_xfer.data.voices import SPLITS, Speaker, make_speakers, split_speakers
+from speechbrain_xfer.synthspeech import texts
+from speechbrain_xfer.synthspeech.acoustics import SAMPLE_RATE, apply_conditions, resample_batch
+from speechbrain_xfer.synthspeech.espeak import SAMPLE_RATE as ESPEAK_RATE
+from speechbrain_xfer.synthspeech.espeak import Espeak, SynthesisError
+from speechbrain_xfer.synthspeech.isolation import Failure, run_isolated
+from speechbrain_xfer.synthspeech.kshot import write_kshot_manifests
+from speechbrain_xfer.synthspeech.voices import SPLITS, Speaker, make_speakers, split_speakers
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ languages reading English, which gives foreign-accented speech.
 
 from dataclasses import dataclass
 
-from speechbrain_xfer.data.texts import sample_rng
+from speechbrain_xfer.synthspeech.texts import sample_rng
 
 ENGLISH_BASES = (
     "en", "en-us", "en-029", "en-gb-scotland", "en-gb-x-rp",

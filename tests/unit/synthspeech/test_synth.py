@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from speechbrain.dataio.dataset import DynamicItemDataset
 
-from speechbrain_xfer.data.synth import (
+from speechbrain_xfer.synthspeech.synth import (
     STRATIFY_BY,
     SynthOptions,
     Utterance,
@@ -19,7 +19,7 @@ from speechbrain_xfer.data.synth import (
     synthesize_subset,
     synthesize_task,
 )
-from speechbrain_xfer.data.voices import SPLITS, Speaker
+from speechbrain_xfer.synthspeech.voices import SPLITS, Speaker
 
 SUBSETS = ("words/source", "words/target", "intent", "emotion", "asr/source", "asr/target")
 LABELS = {

@@ -20,7 +20,7 @@ from speechbrain.utils.checkpoints import (
     torch_parameter_transfer,
 )
 
-from speechbrain_xfer.encoders.errors import PretrainedSourceError
+from speechbrain_xfer.pretrained.errors import PretrainedSourceError
 
 logger = logging.getLogger(__name__)
 
