@@ -245,12 +245,12 @@ class FrozenEncoderCache(CachedDynamicItem):
         kept = self._memory.get(uid)
         if kept is not None and kept[0] == audio:
             return kept[1]
-        cached = self._load(uid)
+        cached = self._read_item(uid)
         if cached is not None and cached["audio"] == audio:
             encoded = cached["encoded"]
         else:
             encoded = self.encode(wav, view=uid)
-            self._cache({"audio": audio, "encoded": encoded}, uid)
+            self._write_item({"audio": audio, "encoded": encoded}, uid)
         self._keep(uid, audio, encoded)
         return encoded
 
@@ -304,8 +304,13 @@ class FrozenEncoderCache(CachedDynamicItem):
             self._memory[uid] = (audio, encoded)
             self._memory_bytes += _nbytes(encoded)
 
-    def _load(self, uid):
-        path = self._uid2path(uid)
+    # CachedDynamicItem's own reading and writing (its private _load and _cache) are not used: these read
+    # with weights_only, survive a cut-short file and write atomically.
+    def _item_path(self, uid):
+        return self.cache_location / f"{uid}.pt"
+
+    def _read_item(self, uid):
+        path = self._item_path(uid)
         if not path.exists():
             return None
         try:
@@ -314,8 +319,8 @@ class FrozenEncoderCache(CachedDynamicItem):
             logger.warning("Recomputing the unreadable cache item %s: %s", path, error)
             return None
 
-    def _cache(self, result, uid):
-        path = self._uid2path(uid)
+    def _write_item(self, result, uid):
+        path = self._item_path(uid)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         torch.save(result, tmp)
