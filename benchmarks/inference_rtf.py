@@ -25,8 +25,8 @@ import time
 import soundfile
 import torch
 
-from speechbrain_xfer.hub.export import exported_interface, load_export
 from speechbrain_xfer.hub.inference import read_audio_file
+from speechbrain_xfer.hub.loading import exported_interface, load_export
 
 
 def audio_files(source, count):

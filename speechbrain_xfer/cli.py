@@ -161,7 +161,8 @@ def cmd_demo(args):
 
 def cmd_export(args):
     """Exports a finished recipe run to a folder SpeechBrain's inference classes load."""
-    from speechbrain_xfer.hub.export import ExportError, export_experiment
+    from speechbrain_xfer.hub.export import export_experiment
+    from speechbrain_xfer.hub.loading import ExportError
 
     try:
         exported = export_experiment(args.experiment_dir, args.out_dir, repo_id=args.repo_id,
@@ -189,8 +190,8 @@ def cmd_push(args):
 def _run_on_files(args, command):
     import tempfile
 
-    from speechbrain_xfer.hub.export import ExportError, load_export
     from speechbrain_xfer.hub.inference import classify_files, format_table, transcribe_files
+    from speechbrain_xfer.hub.loading import ExportError, load_export
 
     with tempfile.TemporaryDirectory() as savedir:
         try:

@@ -83,5 +83,6 @@ def run_experiment(brain_class, dataio_prepare, argv):
     train_time, steps = time.perf_counter() - start, brain.optimizer_step
     brain.evaluate(datasets["test"], test_loader_kwargs=hparams["test_dataloader_opts"], **brain.best_checkpoint_key)
     if sb.utils.distributed.if_main_process():
-        brain.write_summary(os.path.join(hparams["output_folder"], "summary.json"), train_time, steps)
+        summary = os.path.join(hparams["output_folder"], "summary.json")
+        brain.write_summary(summary, train_time, steps, recipe_file=os.path.abspath(hparams_file))
     return brain, datasets

@@ -74,11 +74,13 @@ class RunRecord:
             load_rng_states(f"{path}.rng.pt")
         self._recovered = True
 
-    def write_summary(self, path, metric, higher_is_better, test_stats, train_time, steps):
-        """Writes ``summary.json``: the test metric, the validation history and the run's cost.
+    def write_summary(self, path, metric, higher_is_better, test_stats, train_time, steps, recipe_file=None):
+        """Writes ``summary.json``: the test metric, the validation history, the run's cost and its recipe.
 
         ``train_time`` covers this process only; the time of earlier,
-        interrupted processes of the same run is added to it.
+        interrupted processes of the same run is added to it. ``recipe_file``
+        is the YAML the run was started from (``sbx export`` names the recipe
+        and the method after it).
         """
         summary = {
             "metric": metric,
@@ -88,5 +90,7 @@ class RunRecord:
             "train_time_s": self.previous_train_time + train_time,
             "steps": steps,
         }
+        if recipe_file is not None:
+            summary["recipe_file"] = str(recipe_file)
         with open(path, "w") as f:
             json.dump(summary, f, indent=1)

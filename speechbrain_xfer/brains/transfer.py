@@ -159,10 +159,10 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
                 log.log_stats({"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats)
             self.test_stats = stats
 
-    def write_summary(self, path, train_time, steps):
-        """Writes ``summary.json`` (:meth:`RunRecord.write_summary`) for ``sbx curve``."""
-        self.record.write_summary(path, self.summary_metric, self.higher_is_better, self.test_stats, train_time,
-                                  steps)  # fmt: skip
+    def write_summary(self, path, train_time, steps, recipe_file=None):
+        """Writes ``summary.json`` (:meth:`RunRecord.write_summary`) for ``sbx curve`` and ``sbx export``."""
+        metric = self.summary_metric, self.higher_is_better
+        self.record.write_summary(path, *metric, self.test_stats, train_time, steps, recipe_file=recipe_file)
 
     # -- non-finite losses and gradients (speechbrain_xfer.brains.nonfinite) --
     def check_loss_isfinite(self, loss):

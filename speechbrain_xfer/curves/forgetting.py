@@ -55,7 +55,7 @@ def source_error_rates(source_export, encoder_states, test_csv, data_folder, pro
         ``{name: {"CER": float, "WER": float}}``.
     """
     from speechbrain_xfer.data.dataio import read_mono_16k
-    from speechbrain_xfer.hub.export import load_export
+    from speechbrain_xfer.hub.loading import load_export
 
     with open(test_csv, newline="") as f:
         rows = list(csv.DictReader(f))

@@ -72,7 +72,7 @@ def card_data(info):
 
 
 def write_model_card(path, info):
-    """Writes the model card for an export described by ``info`` (see ``export._Run.card_info``)."""
+    """Writes the model card for an export described by ``info`` (see ``export._Export.card_info``)."""
     summary = info["summary"]
     rows = "\n".join(f"| {name} | {value} |" for _, value, name in card_metrics(info))
     what = {"classifier": f"utterance classification ({', '.join(info['targets'])})",

@@ -152,6 +152,9 @@ def test_model_card_metadata_parses_with_the_test_figures(exported, task):
     assert card.data.library_name == "speechbrain"
     assert card.data.pipeline_tag == ("automatic-speech-recognition" if task == "ASR" else "audio-classification")
     assert card.data.language == "en" and card.data.license == "apache-2.0"
+    # The recipe comes from the YAML path the run recorded: recipes/SynthSpeech/<task>/hparams/<method>.yaml.
+    assert summary["recipe_file"].endswith(f"/{task}/hparams/{EXPORTS[task]}.yaml")
+    assert card.data.datasets == ["SynthSpeech"]
     values = {result.metric_type: result.metric_value for result in card.data.eval_results}
     if task == "ASR":
         assert values == {"wer": round(summary["test"]["WER"], 2), "cer": round(summary["test"]["CER"], 2)}

@@ -8,7 +8,7 @@ import pytest
 import torch
 from recipe_runs import CORPUS, EPOCHS, STEPS_PER_EPOCH, TINY_TRAINING, checkpoints, read_summary
 
-from speechbrain_xfer.hub.export import exported_interface
+from speechbrain_xfer.hub.loading import exported_interface
 from speechbrain_xfer.synthspeech.synth import read_manifest
 
 pytestmark = pytest.mark.slow
