@@ -70,12 +70,9 @@ import torch
 from speechbrain.utils.data_pipeline import CachedDynamicItem
 
 from speechbrain_xfer.data.dataio import read_mono_16k
+from speechbrain_xfer.data.fingerprints import audio_fingerprint, front_end_fingerprint, front_end_tensors
 
 logger = logging.getLogger(__name__)
-
-FORMAT_VERSION = 1
-"""Part of every fingerprint: bump it when what an item holds changes."""
-
 
 def feature_cache_applies(hparams):
     """Whether the encoder's outputs stay the same from epoch to epoch, so that caching them is exact.
@@ -229,7 +226,7 @@ class FrozenEncoderCache(CachedDynamicItem):
                 raise TypeError(f"{role} must be a torch.nn.Module, not {type(module).__name__}")
         self.cache_root = cache_root
         self.fingerprint = front_end_fingerprint(self.front_end)
-        self._tracked = [tensor for _, tensor in _tensors(self.front_end)]
+        self._tracked = [tensor for _, tensor in front_end_tensors(self.front_end)]
         self._token = self._state_token()
         self.memory_limit = memory_mb * 2**20
         self._memory, self._memory_bytes = {}, 0
@@ -241,7 +238,7 @@ class FrozenEncoderCache(CachedDynamicItem):
         self._follow_front_end()
         if "wav_augment" in self.front_end:
             uid = f"{uid}.view{random.randrange(self.views)}"
-        audio = _audio_fingerprint(wav)
+        audio = audio_fingerprint(wav)
         kept = self._memory.get(uid)
         if kept is not None and kept[0] == audio:
             return kept[1]
@@ -282,7 +279,7 @@ class FrozenEncoderCache(CachedDynamicItem):
         if token == self._token:
             return
         self._token = token
-        self._tracked = [tensor for _, tensor in _tensors(self.front_end)]
+        self._tracked = [tensor for _, tensor in front_end_tensors(self.front_end)]
         fingerprint = front_end_fingerprint(self.front_end)
         if fingerprint != self.fingerprint:
             logger.info("The front end changed; caching its outputs in a new folder")
@@ -327,46 +324,6 @@ class FrozenEncoderCache(CachedDynamicItem):
         os.replace(tmp, path)
 
 
-def front_end_fingerprint(modules):
-    """SHA-256 of the modules' classes, plain settings and tensors (``{role: module or None}``).
-
-    Example
-    -------
-    >>> a = front_end_fingerprint({"encoder": torch.nn.Linear(2, 2)})
-    >>> a == front_end_fingerprint({"encoder": torch.nn.Linear(2, 2)})  # other random weights
-    False
-    """
-    digest = hashlib.sha256(f"speechbrain_xfer feature cache {FORMAT_VERSION}".encode())
-    for role, module in modules.items():
-        digest.update(f"|{role}:".encode())
-        if module is None:
-            continue
-        for name, sub in module.named_modules():
-            settings = {k: v for k, v in vars(sub).items() if not k.startswith("_") and k not in ("training", "device")}
-            plain = {k: v for k, v in settings.items() if _is_plain(v)}
-            digest.update(f"|{name}:{type(sub).__module__}.{type(sub).__qualname__}{sorted(plain.items())}".encode())
-    for name, tensor in _tensors(modules):
-        digest.update(f"|{name}:{tensor.dtype}{tuple(tensor.shape)}".encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
-
-
-def _tensors(modules):
-    """(name, tensor) of each module's state dict, and of tensors kept as plain attributes (global statistics)."""
-    for role, module in modules.items():
-        if module is None:
-            continue
-        # Trained tensors that act after the cached part (an HFEncoder's layer weights) do not change it.
-        excluded = set(getattr(module, "cache_excluded", ()))
-        for name, tensor in module.state_dict(keep_vars=True).items():
-            if name not in excluded:
-                yield f"{role}.{name}", tensor
-        for name, sub in module.named_modules():
-            for key, value in vars(sub).items():
-                if isinstance(value, torch.Tensor):
-                    yield f"{role}.{name}.{key}", value
-
-
 def _augment(wav_augment, x, view):
     """``wav_augment`` on one ``(1, samples)`` waveform, under random states seeded from ``view``.
 
@@ -390,18 +347,6 @@ def _augment(wav_augment, x, view):
 
 def _nbytes(tensor):
     return tensor.numel() * tensor.element_size()
-
-
-def _is_plain(value):
-    if isinstance(value, (bool, int, float, str, type(None))):
-        return True
-    return isinstance(value, (tuple, list)) and all(_is_plain(v) for v in value)
-
-
-def _audio_fingerprint(wav):
-    path = wav["file"] if isinstance(wav, dict) else wav
-    stat = os.stat(path)
-    return [repr(wav) if isinstance(wav, dict) else os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
 
 
 def _device_of(module, default):

@@ -20,16 +20,14 @@ of a study on the same corpus read each file once.
 import contextlib
 import contextvars
 import csv
-import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 
-import numpy as np
-import soundfile as sf
 import speechbrain as sb
 from tqdm import tqdm
+
+from speechbrain_xfer.data.audio_facts import AudioFactsCache
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +37,6 @@ SAMPLE_RATE = 16000
 CACHE_NAME = ".audio_checks.json"
 """The cache of :func:`validate_manifests`, in the data folder (when it can be written)."""
 
-_CACHE_VERSION = 1
-_BLOCK = 1 << 18  # samples read at a time when looking for NaN/inf: bounded memory for long recordings
 
 
 class ManifestError(ValueError):
@@ -241,7 +237,7 @@ def validate_manifests(csv_files, data_folder, label_columns=(), class_columns=(
 
     Example
     -------
-    >>> import soundfile
+    >>> import numpy as np, soundfile
     >>> folder = getfixture("tmp_path")
     >>> soundfile.write(folder / "a.wav", np.zeros(16000), 16000)
     >>> soundfile.write(folder / "b.wav", np.zeros(800), 8000)
@@ -256,7 +252,7 @@ def validate_manifests(csv_files, data_folder, label_columns=(), class_columns=(
     """
     rows = {split: _read_manifest(path, label_columns) for split, path in csv_files.items()}
     known = {c: {row[c] for _, row in rows.get("train", [])} for c in class_columns}
-    cache = _AudioCache(cache_file)
+    cache = AudioFactsCache(cache_file)
     report = ManifestReport(items={split: len(split_rows) for split, split_rows in rows.items()})
     first_line = {}  # (manifest, ID) -> line where the manifest has it first
     with tqdm(total=sum(report.items.values()), desc="checking manifests", disable=not progress) as bar:
@@ -326,61 +322,6 @@ def _audio_problems(wav, facts, min_duration, report):
     if not facts["finite"]:
         problems.append("NaN or inf samples")
     return problems
-
-
-def _read_facts(path):
-    """What the recipes need to know about an audio file, or ``{"error": ...}`` when it cannot be used."""
-    if not os.path.isfile(path):
-        return {"error": "missing file"}
-    if os.path.getsize(path) == 0:
-        return {"error": "empty file (0 bytes)"}
-    try:
-        info = sf.info(path)
-        # Every sample is read: only then does a corrupt stream, a truncated file or a NaN show.
-        finite = all(np.isfinite(block).all() for block in sf.blocks(path, blocksize=_BLOCK, dtype="float32"))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
-        return {"error": f"unreadable audio ({error})"}
-    return {"rate": info.samplerate, "channels": info.channels, "frames": info.frames, "finite": bool(finite)}
-
-
-class _AudioCache:
-    """:func:`_read_facts` by path, kept while a file's size and modification time stay the same."""
-
-    def __init__(self, path):
-        self.path, self.entries, self.changed = path, {}, False
-        if path and os.path.isfile(path):
-            try:
-                with open(path) as f:
-                    saved = json.load(f)
-                if saved.get("version") == _CACHE_VERSION:
-                    self.entries = saved["files"]
-            except (OSError, ValueError, KeyError, AttributeError):
-                logger.info("ignoring the unreadable audio check cache %s; it will be rebuilt", path)
-
-    def facts(self, wav):
-        try:
-            stat = os.stat(wav)
-        except OSError:
-            return _read_facts(wav)  # missing: not cached, so that a file put there later is read
-        key, stamp = os.path.abspath(wav), [stat.st_size, stat.st_mtime_ns]
-        entry = self.entries.get(key)
-        if entry is None or entry[0] != stamp:
-            entry = self.entries[key] = [stamp, _read_facts(wav)]
-            self.changed = True
-        return entry[1]
-
-    def save(self):
-        if not (self.path and self.changed):
-            return
-        folder = os.path.dirname(os.path.abspath(self.path))
-        try:
-            # Written beside and renamed: runs started together on one corpus never read half a file.
-            with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".partial", delete=False) as f:
-                json.dump({"version": _CACHE_VERSION, "files": self.entries}, f)
-            os.replace(f.name, self.path)
-        except OSError as error:
-            logger.info("could not save the audio check cache %s (%s); the next run reads the audio again",
-                        self.path, error)  # fmt: skip
 
 
 def write_manifests_without(report, csv_files, folder):
