@@ -78,8 +78,10 @@ def main():
     batches = [sb.dataio.batch.PaddedBatch([{"sig": w} for w in wavs[i : i + 8]]).sig for i in range(0, len(wavs), 8)]
     params = [*hp["encoder"].parameters(), *hp["heads"].parameters()]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
-    augmenters = {"SpeechBrain DropFreq": speechbrain_augmenter(hp["wav_augment"]),
-                  "speechbrain_xfer DropFreq": hp["wav_augment"]}  # fmt: skip
+    augmenters = {
+        "SpeechBrain DropFreq": speechbrain_augmenter(hp["wav_augment"]),
+        "speechbrain_xfer DropFreq": hp["wav_augment"],
+    }
     times = {name: dict.fromkeys(PARTS, 0.0) for name in augmenters}
     for batch in batches:
         for name, augmenter in augmenters.items():

@@ -30,8 +30,10 @@ def main():
                 start = time.perf_counter()
                 report = synthesize_subset(os.path.join(tmp, subset), utts, options, task, jobs=jobs, progress=False)
                 rates.append(len(utts) / (time.perf_counter() - start))
-        print(f"{subset:<14}{len(utts):>11}{report['hours']:>9.2f}{rates[0]:>13.0f}{rates[1]:>14.0f}"
-              f"{rates[1] / rates[0]:>10.2f}")  # fmt: skip
+        print(
+            f"{subset:<14}{len(utts):>11}{report['hours']:>9.2f}{rates[0]:>13.0f}{rates[1]:>14.0f}"
+            f"{rates[1] / rates[0]:>10.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -63,8 +63,14 @@ class AtomicCheckpointer(StagedCheckpointDirs, Checkpointer):
     True
     """
 
-    def __init__(self, checkpoints_dir, recoverables=None, custom_load_hooks=None, custom_save_hooks=None,
-                 allow_partial_load=False):  # fmt: skip
+    def __init__(
+        self,
+        checkpoints_dir,
+        recoverables=None,
+        custom_load_hooks=None,
+        custom_save_hooks=None,
+        allow_partial_load=False,
+    ):
         super().__init__(checkpoints_dir, recoverables, custom_load_hooks, custom_save_hooks, allow_partial_load)
         # Only at start-up: later, a hidden folder may be a save in progress.
         if if_main_process():
@@ -81,8 +87,9 @@ class AtomicCheckpointer(StagedCheckpointDirs, Checkpointer):
             shutil.rmtree(self.checkpoints_dir / f"{STAGING_PREFIX}{final.name}", ignore_errors=True)
         # SpeechBrain's own saving (hooks, meta file, DDP broadcast of the folder) into the staging folder:
         # a staging name maps to a folder of that name (StagedCheckpointDirs).
-        staged = super().save_checkpoint(meta, end_of_epoch, f"{STAGING_PREFIX}{final.name}" if final else None,
-                                         verbosity=logging.DEBUG)  # fmt: skip
+        staged = super().save_checkpoint(
+            meta, end_of_epoch, f"{STAGING_PREFIX}{final.name}" if final else None, verbosity=logging.DEBUG
+        )
         ddp_barrier()  # every process has written its files before the folder moves
         if staged is None:
             return None
@@ -92,8 +99,16 @@ class AtomicCheckpointer(StagedCheckpointDirs, Checkpointer):
         logger.log(verbosity, f"Saved an {kind} checkpoint in {final}")
         return Checkpoint(final, staged.meta, {key: final / path.name for key, path in staged.paramfiles.items()})
 
-    def delete_checkpoints(self, *, num_to_keep=1, min_keys=None, max_keys=None, importance_keys=[ckpt_recency],  # noqa: B006
-                           ckpt_predicate=None, verbosity=logging.INFO):  # fmt: skip
+    def delete_checkpoints(
+        self,
+        *,
+        num_to_keep=1,
+        min_keys=None,
+        max_keys=None,
+        importance_keys=[ckpt_recency],  # noqa: B006
+        ckpt_predicate=None,
+        verbosity=logging.INFO,
+    ):
         """Deletes the least important checkpoints; the same choice as ``Checkpointer.delete_checkpoints``.
 
         SpeechBrain removes a checkpoint's files in place, so a kill can leave
@@ -131,12 +146,16 @@ class AtomicCheckpointer(StagedCheckpointDirs, Checkpointer):
                 self.load_checkpoint(checkpoint)
                 return checkpoint
             except LOAD_ERRORS as err:
-                logger.warning(f"Cannot load the checkpoint {checkpoint.path} ({type(err).__name__}: {err}); "
-                               f"trying the one before it")  # fmt: skip
+                logger.warning(
+                    f"Cannot load the checkpoint {checkpoint.path} ({type(err).__name__}: {err}); "
+                    f"trying the one before it"
+                )
                 first_error = first_error or err
-        raise RuntimeError(f"None of the {len(candidates)} checkpoints in {self.checkpoints_dir} loads; the newest "
-                           f"failed with: {first_error}. If the model or its YAML changed since they were saved, "
-                           f"use a new output folder (or delete this one to start over).") from first_error  # fmt: skip
+        raise RuntimeError(
+            f"None of the {len(candidates)} checkpoints in {self.checkpoints_dir} loads; the newest "
+            f"failed with: {first_error}. If the model or its YAML changed since they were saved, "
+            f"use a new output folder (or delete this one to start over)."
+        ) from first_error
 
     def _move_into_place(self, staging, final):
         if final.exists():  # a custom name saved again: the old one goes, then the new one comes

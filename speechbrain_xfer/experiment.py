@@ -64,8 +64,15 @@ def run_experiment(brain_class, dataio_prepare, argv):
         raise SystemExit(f"error: {err}") from None
     if hparams.get("feature_cache") and feature_cache_applies(hparams):
         augment, views = hparams.get("wav_augment"), hparams.get("feature_cache_views") or 0
-        add_feature_cache(datasets, hparams["feature_cache"], hparams["encoder"], hparams.get("compute_features"),
-                          hparams.get("mean_var_norm"), wav_augment=augment, views=views)  # fmt: skip
+        add_feature_cache(
+            datasets,
+            hparams["feature_cache"],
+            hparams["encoder"],
+            hparams.get("compute_features"),
+            hparams.get("mean_var_norm"),
+            wav_augment=augment,
+            views=views,
+        )
         if augment is None:
             scope = ""
         elif views:
@@ -74,12 +81,21 @@ def run_experiment(brain_class, dataio_prepare, argv):
             scope = " for the validation and test splits (the training audio is augmented anew at every step)"
         logger.info("frozen encoder: its outputs are cached in %s%s", hparams["feature_cache"], scope)
 
-    brain = brain_class(modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
-                        run_opts=run_opts, checkpointer=hparams["checkpointer"])  # fmt: skip
+    brain = brain_class(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
     start = time.perf_counter()
-    brain.fit(hparams["epoch_counter"], datasets["train"], datasets["valid"],
-              train_loader_kwargs=hparams["train_dataloader_opts"],
-              valid_loader_kwargs=hparams["valid_dataloader_opts"])  # fmt: skip
+    brain.fit(
+        hparams["epoch_counter"],
+        datasets["train"],
+        datasets["valid"],
+        train_loader_kwargs=hparams["train_dataloader_opts"],
+        valid_loader_kwargs=hparams["valid_dataloader_opts"],
+    )
     train_time, steps = time.perf_counter() - start, brain.optimizer_step
     brain.evaluate(datasets["test"], test_loader_kwargs=hparams["test_dataloader_opts"], **brain.best_checkpoint_key)
     if sb.utils.distributed.if_main_process():

@@ -19,9 +19,21 @@ from speechbrain_xfer.pretrained.loading import load_speechbrain_modules
 logger = logging.getLogger(__name__)
 
 
-REQUIRED_KEYS = ("output_folder", "save_folder", "data_folder", "train_csv", "valid_csv", "test_csv", "modules",
-                 "opt_class", "epoch_counter", "checkpointer", "train_dataloader_opts", "valid_dataloader_opts",
-                 "test_dataloader_opts")  # fmt: skip
+REQUIRED_KEYS = (
+    "output_folder",
+    "save_folder",
+    "data_folder",
+    "train_csv",
+    "valid_csv",
+    "test_csv",
+    "modules",
+    "opt_class",
+    "epoch_counter",
+    "checkpointer",
+    "train_dataloader_opts",
+    "valid_dataloader_opts",
+    "test_dataloader_opts",
+)
 """The keys ``run_experiment`` and the recipes' ``dataio_prepare`` need in every recipe YAML."""
 
 DATA_CHECK_KEYS = {"skip_bad_items": False, "min_duration": 0.1}
@@ -58,14 +70,17 @@ def load_recipe_hparams(hparams_file, overrides=None):
         if not message.startswith("Override"):
             raise
         key = message.split("'")[1]
-        raise RecipeConfigError(f"{hparams_file}: no such key: '{key}' (given on the command line); "
-                                f"check its spelling against the keys of the YAML") from err  # fmt: skip
+        raise RecipeConfigError(
+            f"{hparams_file}: no such key: '{key}' (given on the command line); "
+            f"check its spelling against the keys of the YAML"
+        ) from err
     except ValueError as err:
         if "must be replaced" not in str(err):
             raise
         key = str(err).split("'")[1]
-        raise RecipeConfigError(f"{hparams_file}: the key '{key}' is a !PLACEHOLDER; give it on the command "
-                                f"line, e.g. --{key}=...") from err  # fmt: skip
+        raise RecipeConfigError(
+            f"{hparams_file}: the key '{key}' is a !PLACEHOLDER; give it on the command line, e.g. --{key}=..."
+        ) from err
 
 
 class MissingKeyError(RecipeConfigError, KeyError):
@@ -94,8 +109,9 @@ class RecipeHparams(dict):
         self.hparams_file = hparams_file
 
     def __missing__(self, key):
-        raise MissingKeyError(f"{self.hparams_file}: missing required key {key!r} (the recipe reads it); "
-                              f"add it to the YAML")  # fmt: skip
+        raise MissingKeyError(
+            f"{self.hparams_file}: missing required key {key!r} (the recipe reads it); add it to the YAML"
+        )
 
 
 def check_required_keys(hparams, hparams_file):
@@ -111,8 +127,10 @@ def check_required_keys(hparams, hparams_file):
     """
     missing = [key for key in REQUIRED_KEYS if key not in hparams]
     if missing:
-        raise RecipeConfigError(f"{hparams_file}: missing required keys: {', '.join(map(repr, missing))}; "
-                                f"add them (see recipes/SynthSpeech/KWS/hparams/scratch.yaml)")  # fmt: skip
+        raise RecipeConfigError(
+            f"{hparams_file}: missing required keys: {', '.join(map(repr, missing))}; "
+            f"add them (see recipes/SynthSpeech/KWS/hparams/scratch.yaml)"
+        )
 
 
 def split_data_check_overrides(hparams_file, overrides):
@@ -150,8 +168,7 @@ def data_check_options(hparams, hparams_file):
     if not isinstance(skip, bool):
         raise RecipeConfigError(f"{hparams_file}: skip_bad_items must be True or False, not {skip!r}")
     if isinstance(min_duration, bool) or not isinstance(min_duration, (int, float)) or min_duration < 0:
-        raise RecipeConfigError(f"{hparams_file}: min_duration must be a number of seconds >= 0, "
-                                f"not {min_duration!r}")  # fmt: skip
+        raise RecipeConfigError(f"{hparams_file}: min_duration must be a number of seconds >= 0, not {min_duration!r}")
     return {"skip_bad_items": skip, "min_duration": float(min_duration)}
 
 

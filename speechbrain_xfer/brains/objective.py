@@ -36,8 +36,10 @@ class RegularizedObjective:
         weights = dict(weights or {})
         unknown = set(weights) - set(self.regularizers)
         if unknown:
-            raise ValueError(f"regularizer_weights names {sorted(unknown)}, which are not in regularizers "
-                             f"({sorted(self.regularizers)})")  # fmt: skip
+            raise ValueError(
+                f"regularizer_weights names {sorted(unknown)}, which are not in regularizers "
+                f"({sorted(self.regularizers)})"
+            )
         self.weights = {name: float(weights.get(name, 1.0)) for name in self.regularizers}
         self.reset()
 
@@ -66,8 +68,10 @@ class RegularizedObjective:
             needs = getattr(regularizer, "inputs", ())
             missing = [key for key in needs if outputs.get(key) is None]
             if missing:
-                raise ValueError(f"regularizer {name!r} needs the outputs {missing}, which {caller} did not "
-                                 f"provide (a frozen-encoder feature cache provides no encoder input)")  # fmt: skip
+                raise ValueError(
+                    f"regularizer {name!r} needs the outputs {missing}, which {caller} did not "
+                    f"provide (a frozen-encoder feature cache provides no encoder input)"
+                )
             terms[name] = regularizer(*(outputs[key] for key in needs))
         return terms
 

@@ -105,8 +105,13 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
         augment = getattr(self.hparams, "wav_augment", None)
         if stage == sb.Stage.TRAIN and augment is not None:
             wavs, lens = augment(wavs, lens)
-        return encode_waveforms(self.modules.encoder, wavs, lens, getattr(self.hparams, "compute_features", None),
-                                getattr(self.hparams, "mean_var_norm", None))  # fmt: skip
+        return encode_waveforms(
+            self.modules.encoder,
+            wavs,
+            lens,
+            getattr(self.hparams, "compute_features", None),
+            getattr(self.hparams, "mean_var_norm", None),
+        )
 
     def compute_task_loss(self, outputs, batch, stage):
         """The task's own loss L(y, f_w(x)); implemented by task Brains."""
@@ -190,8 +195,8 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
         """
         sampler = None
         if stage == sb.Stage.TRAIN:
-            options = {key: getattr(self.hparams, key) for key in ("steps_per_epoch", "length_grouping", "seed")
-                       if hasattr(self.hparams, key)}  # fmt: skip
+            keys = ("steps_per_epoch", "length_grouping", "seed")
+            options = {key: getattr(self.hparams, key) for key in keys if hasattr(self.hparams, key)}
             sampler = training_sampler(dataset, loader_kwargs, **options)
         if sampler is None:
             return super().make_dataloader(dataset, stage, ckpt_prefix, **loader_kwargs)
@@ -240,9 +245,13 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
                     layer.requires_grad_(False)
             return super().init_optimizers()
         self.encoder_optimizer, self.optimizer = encoder_and_head_optimizers(
-            self.modules, self.modules.encoder, encoder_opt_class, self.opt_class, self.hparams.encoder_lr,
+            self.modules,
+            self.modules.encoder,
+            encoder_opt_class,
+            self.opt_class,
+            self.hparams.encoder_lr,
             getattr(self.hparams, "layer_decay", 1.0),
-        )  # fmt: skip
+        )
         self.optimizers_dict = {"encoder": self.encoder_optimizer, "head": self.optimizer}
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("encoder_optimizer", self.encoder_optimizer)
@@ -272,8 +281,6 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
 
     def anneal_learning_rates(self, metric):
         """Steps ``lr_annealing`` (head) and ``lr_annealing_encoder`` on ``metric``; returns the rates."""
-        return anneal_learning_rates({
-            "head": (getattr(self.hparams, "lr_annealing", None), self.optimizer),
-            "encoder": (getattr(self.hparams, "lr_annealing_encoder", None), getattr(self, "encoder_optimizer", None)),
-        }, metric)  # fmt: skip
-
+        head = getattr(self.hparams, "lr_annealing", None), self.optimizer
+        encoder = getattr(self.hparams, "lr_annealing_encoder", None), getattr(self, "encoder_optimizer", None)
+        return anneal_learning_rates({"head": head, "encoder": encoder}, metric)

@@ -73,5 +73,6 @@ class AudioFactsCache:
                 json.dump({"version": _CACHE_VERSION, "files": self.entries}, f)
             os.replace(f.name, self.path)
         except OSError as error:
-            logger.info("could not save the audio check cache %s (%s); the next run reads the audio again",
-                        self.path, error)  # fmt: skip
+            logger.info(
+                "could not save the audio check cache %s (%s); the next run reads the audio again", self.path, error
+            )

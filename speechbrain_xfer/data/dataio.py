@@ -73,8 +73,10 @@ def _labels_in(path, column):
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if column not in (reader.fieldnames or []):
-            raise ManifestError(f"{path} has no column {column!r} (columns: {reader.fieldnames}); "
-                                f"check the recipe's `targets` or the manifest")  # fmt: skip
+            raise ManifestError(
+                f"{path} has no column {column!r} (columns: {reader.fieldnames}); "
+                f"check the recipe's `targets` or the manifest"
+            )
         return {row["ID"]: row[column] for row in reader}
 
 
@@ -108,8 +110,10 @@ def classification_datasets(data_folder, csv_files, targets, save_folder):
             unknown = {(i, label) for i, label in _labels_in(path, target).items() if label not in known}
             if unknown:
                 shown = ", ".join(f"{i}={label!r}" for i, label in sorted(unknown)[:5])
-                raise ManifestError(f"{path}: {len(unknown)} {target} labels never seen in training ({shown}); "
-                                    f"every class needs training examples")  # fmt: skip
+                raise ManifestError(
+                    f"{path}: {len(unknown)} {target} labels never seen in training ({shown}); "
+                    f"every class needs training examples"
+                )
         encoder = CategoricalEncoder()
         encoder.load_or_create(
             os.path.join(save_folder, f"label_encoder_{target}.txt"),
@@ -139,13 +143,23 @@ def _transcripts(path):
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if TRANSCRIPT not in (reader.fieldnames or []):
-            raise ManifestError(f"{path} has no {TRANSCRIPT!r} column (columns: {reader.fieldnames}); "
-                                f"ASR manifests need the text of each utterance there")  # fmt: skip
+            raise ManifestError(
+                f"{path} has no {TRANSCRIPT!r} column (columns: {reader.fieldnames}); "
+                f"ASR manifests need the text of each utterance there"
+            )
         return [row[TRANSCRIPT] for row in reader]
 
 
-def asr_datasets(data_folder, csv_files, save_folder, tokenizer="char", vocab_size=None, model_type="unigram",
-                 alphabet="", tokenizer_source=None):  # fmt: skip
+def asr_datasets(
+    data_folder,
+    csv_files,
+    save_folder,
+    tokenizer="char",
+    vocab_size=None,
+    model_type="unigram",
+    alphabet="",
+    tokenizer_source=None,
+):
     """Datasets yielding ``sig``, ``transcript`` and its CTC ``tokens``, and their tokenizer.
 
     The tokenizer is built from the training manifest's transcripts and saved
@@ -188,8 +202,9 @@ def asr_datasets(data_folder, csv_files, save_folder, tokenizer="char", vocab_si
     for path in csv_files.values():
         _transcripts(path)
     os.makedirs(save_folder, exist_ok=True)
-    text_tokenizer = _asr_tokenizer(tokenizer, csv_files["train"], save_folder, vocab_size, model_type, alphabet,
-                                    tokenizer_source)  # fmt: skip
+    text_tokenizer = _asr_tokenizer(
+        tokenizer, csv_files["train"], save_folder, vocab_size, model_type, alphabet, tokenizer_source
+    )
 
     @sb.utils.data_pipeline.takes(TRANSCRIPT)
     @sb.utils.data_pipeline.provides("tokens")
@@ -203,8 +218,10 @@ def asr_datasets(data_folder, csv_files, save_folder, tokenizer="char", vocab_si
 
 def _asr_tokenizer(kind, train_csv, save_folder, vocab_size, model_type, alphabet="", source=None):
     if source is not None and kind != "char":
-        raise ValueError(f"tokenizer_source takes a pretrained model's character set (tokenizer='char'); "
-                         f"with tokenizer={kind!r} leave it out")  # fmt: skip
+        raise ValueError(
+            f"tokenizer_source takes a pretrained model's character set (tokenizer='char'); "
+            f"with tokenizer={kind!r} leave it out"
+        )
     if kind == "char":
         path = os.path.join(save_folder, "char_tokenizer.txt")
         if source is not None:

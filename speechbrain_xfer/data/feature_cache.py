@@ -74,6 +74,7 @@ from speechbrain_xfer.data.fingerprints import audio_fingerprint, front_end_fing
 
 logger = logging.getLogger(__name__)
 
+
 def feature_cache_applies(hparams):
     """Whether the encoder's outputs stay the same from epoch to epoch, so that caching them is exact.
 
@@ -108,8 +109,9 @@ def feature_cache_applies(hparams):
         reasons.append("the encoder trains (freeze_encoder is not True)")
     norm = hparams.get("mean_var_norm")
     if norm is not None and getattr(norm, "norm_type", None) != "sentence":
-        reasons.append(f"mean_var_norm ({type(norm).__name__}, norm_type={getattr(norm, 'norm_type', None)!r}) is "
-                       f"not per sentence")  # fmt: skip
+        reasons.append(
+            f"mean_var_norm ({type(norm).__name__}, norm_type={getattr(norm, 'norm_type', None)!r}) is not per sentence"
+        )
     for name, regularizer in (hparams.get("regularizers") or {}).items():
         if "encoder_input" in getattr(regularizer, "inputs", ()):
             reasons.append(f"regularizer {name!r} needs the encoder's input")
@@ -118,8 +120,17 @@ def feature_cache_applies(hparams):
     return not reasons
 
 
-def add_feature_cache(datasets, cache_root, encoder, compute_features=None, mean_var_norm=None, memory_mb=1024,
-                      wav_augment=None, views=0, train_split="train"):  # fmt: skip
+def add_feature_cache(
+    datasets,
+    cache_root,
+    encoder,
+    compute_features=None,
+    mean_var_norm=None,
+    memory_mb=1024,
+    wav_augment=None,
+    views=0,
+    train_split="train",
+):
     """Adds the dynamic item ``encoded`` to ``datasets`` and outputs it instead of ``sig``.
 
     Arguments
@@ -159,8 +170,15 @@ def add_feature_cache(datasets, cache_root, encoder, compute_features=None, mean
         if int(views) < 0:
             raise ValueError(f"views must be 0 (training split uncached) or more, not {views!r}")
         if int(views) > 0:
-            augmented = FrozenEncoderCache(cache_root, encoder, compute_features, mean_var_norm, memory_mb,
-                                           wav_augment=wav_augment, views=int(views))  # fmt: skip
+            augmented = FrozenEncoderCache(
+                cache_root,
+                encoder,
+                compute_features,
+                mean_var_norm,
+                memory_mb,
+                wav_augment=wav_augment,
+                views=int(views),
+            )
             _use_item([datasets[train_split]], augmented)
         datasets = [d for key, d in datasets.items() if key != train_split]
     datasets = list(datasets.values()) if isinstance(datasets, dict) else list(datasets)
@@ -215,8 +233,9 @@ class FrozenEncoderCache(CachedDynamicItem):
     ['a.pt']
     """
 
-    def __init__(self, cache_root, encoder, compute_features=None, mean_var_norm=None, memory_mb=1024,
-                 wav_augment=None, views=1):  # fmt: skip
+    def __init__(
+        self, cache_root, encoder, compute_features=None, mean_var_norm=None, memory_mb=1024, wav_augment=None, views=1
+    ):
         self.front_end = {"compute_features": compute_features, "mean_var_norm": mean_var_norm, "encoder": encoder}
         if wav_augment is not None:
             self.front_end = {"wav_augment": wav_augment, **self.front_end}
@@ -339,9 +358,11 @@ def _augment(wav_augment, x, view):
     finally:
         random.setstate(state)
     if augmented.shape[0] != 1:
-        raise ValueError(f"wav_augment returned {augmented.shape[0]} waveforms for one: cached augmented versions "
-                         f"need one output per input (Augmenter with concat_original: False and repeat_augment: "
-                         f"1)")  # fmt: skip
+        raise ValueError(
+            f"wav_augment returned {augmented.shape[0]} waveforms for one: cached augmented versions "
+            f"need one output per input (Augmenter with concat_original: False and repeat_augment: "
+            f"1)"
+        )
     return augmented
 
 

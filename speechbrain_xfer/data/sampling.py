@@ -121,8 +121,9 @@ def training_sampler(dataset, loader_kwargs, steps_per_epoch=None, length_groupi
         draws.update(replacement=True, num_samples=steps_per_epoch * batch_size * world_size)
     durations = item_durations(dataset) if length_grouping else None
     if durations is not None:
-        return LengthGroupedSampler(dataset, durations, group_size=batch_size * world_size,
-                                    pool_groups=length_grouping, **draws)  # fmt: skip
+        return LengthGroupedSampler(
+            dataset, durations, group_size=batch_size * world_size, pool_groups=length_grouping, **draws
+        )
     if steps_per_epoch:
         return ReproducibleRandomSampler(dataset, **draws)
     return None

@@ -93,8 +93,10 @@ class CharTokenizer:
         tokenizer = cls.load_or_create(path, [])
         unknown = sorted({c for text in texts for c in text} - set(tokenizer.vocabulary()))
         if unknown:
-            logger.warning(f"characters {unknown} of the transcripts are not in the character set of {source} "
-                           f"(the pretrained CTC head's): they become <unk>")  # fmt: skip
+            logger.warning(
+                f"characters {unknown} of the transcripts are not in the character set of {source} "
+                f"(the pretrained CTC head's): they become <unk>"
+            )
         return tokenizer
 
     def encode(self, text):
@@ -148,12 +150,21 @@ class SentencePieceTokenizer:
     def __init__(self, model_dir, vocab_size, annotation_train, model_type="unigram"):
         try:
             self.wrapper = SentencePiece(
-                model_dir, vocab_size, annotation_train, TRANSCRIPT, model_type,
-                pad_id=BLANK_INDEX, unk_id=1, bos_id=-1, eos_id=-1,
-            )  # fmt: skip
+                model_dir,
+                vocab_size,
+                annotation_train,
+                TRANSCRIPT,
+                model_type,
+                pad_id=BLANK_INDEX,
+                unk_id=1,
+                bos_id=-1,
+                eos_id=-1,
+            )
         except RuntimeError as error:
-            raise ValueError(f"SentencePiece could not train a {vocab_size}-piece {model_type} model on the "
-                             f"{TRANSCRIPT!r} column of {annotation_train}: {error}") from error  # fmt: skip
+            raise ValueError(
+                f"SentencePiece could not train a {vocab_size}-piece {model_type} model on the "
+                f"{TRANSCRIPT!r} column of {annotation_train}: {error}"
+            ) from error
         self.processor = self.wrapper.sp
         self.blank_index = self.processor.pad_id()
 

@@ -38,7 +38,6 @@ CACHE_NAME = ".audio_checks.json"
 """The cache of :func:`validate_manifests`, in the data folder (when it can be written)."""
 
 
-
 class ManifestError(ValueError):
     """A manifest that cannot be used as it is."""
 
@@ -118,22 +117,34 @@ def check_manifests(csv_files, data_folder, save_folder, label_columns=(), class
         _check_on_main, args=[csv_files, data_folder, save_folder, label_columns, class_columns, options]
     )
     if report.bad and not options.skip_bad_items:
-        raise ManifestError(f"{report.listing()}\nfix or remove these items (or their manifest rows), or pass "
-                            f"--skip_bad_items=True to train and test without them")  # fmt: skip
+        raise ManifestError(
+            f"{report.listing()}\nfix or remove these items (or their manifest rows), or pass "
+            f"--skip_bad_items=True to train and test without them"
+        )
     return kept
 
 
 def _check_on_main(csv_files, data_folder, save_folder, label_columns, class_columns, options):
     writable = os.path.isdir(data_folder) and os.access(data_folder, os.W_OK)
-    report = validate_manifests(csv_files, data_folder, label_columns, class_columns, options.min_duration,
-                                os.path.join(data_folder, CACHE_NAME) if writable else None,
-                                options.progress)  # fmt: skip
+    report = validate_manifests(
+        csv_files,
+        data_folder,
+        label_columns,
+        class_columns,
+        options.min_duration,
+        os.path.join(data_folder, CACHE_NAME) if writable else None,
+        options.progress,
+    )
     if report.conversion_note():
         logger.info(report.conversion_note())
     if report.shared_ids:
         shown = ", ".join(f"{i} ({' and '.join(s)})" for i, s in list(report.shared_ids.items())[:3])
-        logger.warning("%d IDs are in the manifests of several splits (%s); if they are the same utterances, "
-                       "the test is not held out", len(report.shared_ids), shown)  # fmt: skip
+        logger.warning(
+            "%d IDs are in the manifests of several splits (%s); if they are the same utterances, "
+            "the test is not held out",
+            len(report.shared_ids),
+            shown,
+        )
     if not report.bad or not options.skip_bad_items:
         return report, csv_files
     logger.warning("skip_bad_items: skipping %s", report.listing())
@@ -200,13 +211,16 @@ class ManifestReport:
         if not self.converted:
             return None
         path, rate, channels = self.converted[0]
-        return (f"{len(self.converted)} audio files are not {SAMPLE_RATE // 1000} kHz mono (first: {path}, "
-                f"{rate} Hz, {channels} channels); they are resampled to {SAMPLE_RATE} Hz and down-mixed "
-                f"as they are read")  # fmt: skip
+        return (
+            f"{len(self.converted)} audio files are not {SAMPLE_RATE // 1000} kHz mono (first: {path}, "
+            f"{rate} Hz, {channels} channels); they are resampled to {SAMPLE_RATE} Hz and down-mixed "
+            f"as they are read"
+        )
 
 
-def validate_manifests(csv_files, data_folder, label_columns=(), class_columns=(), min_duration=0.1,
-                       cache_file=None, progress=True):  # fmt: skip
+def validate_manifests(
+    csv_files, data_folder, label_columns=(), class_columns=(), min_duration=0.1, cache_file=None, progress=True
+):
     """Checks every row of the manifests and every audio file they name.
 
     Arguments
@@ -288,8 +302,10 @@ def _read_manifest(path, label_columns):
         reader = csv.DictReader(f)
         missing = [c for c in ("ID", "wav", *label_columns) if c not in (reader.fieldnames or [])]
         if missing:
-            raise ManifestError(f"{path} has no column {', '.join(map(repr, missing))} (columns: "
-                                f"{reader.fieldnames}); check the manifest or the recipe's label keys")  # fmt: skip
+            raise ManifestError(
+                f"{path} has no column {', '.join(map(repr, missing))} (columns: "
+                f"{reader.fieldnames}); check the manifest or the recipe's label keys"
+            )
         # A short row has None for its missing fields; "" reads the same in every check.
         return [(reader.line_num, {k: v or "" for k, v in row.items() if k is not None}) for row in reader]
 

@@ -128,5 +128,6 @@ def build_wrapper(family, source, cache_dir, freeze, freeze_feature_extractor):
         return Whisper(source=source, save_path=cache_dir, encoder_only=True, freeze=freeze)
     from speechbrain.integrations.huggingface.wav2vec2 import Wav2Vec2
 
-    return Wav2Vec2(source=source, save_path=cache_dir, freeze=freeze,
-                    freeze_feature_extractor=freeze_feature_extractor)  # fmt: skip
+    return Wav2Vec2(
+        source=source, save_path=cache_dir, freeze=freeze, freeze_feature_extractor=freeze_feature_extractor
+    )

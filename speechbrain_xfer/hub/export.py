@@ -59,8 +59,17 @@ class ExportedModel:
     max_abs_diff: float = 0.0
 
 
-def export_experiment(experiment_dir, out_dir, repo_id=None, language="en", license="apache-2.0", dataset=None,
-                      example=None, overwrite=False, extra_files=None):  # fmt: skip
+def export_experiment(
+    experiment_dir,
+    out_dir,
+    repo_id=None,
+    language="en",
+    license="apache-2.0",
+    dataset=None,
+    example=None,
+    overwrite=False,
+    extra_files=None,
+):
     """Exports a finished recipe run (its output folder) to ``out_dir``.
 
     Arguments
@@ -108,8 +117,13 @@ def export_experiment(experiment_dir, out_dir, repo_id=None, language="en", lice
     if os.path.isdir(out_dir):
         shutil.rmtree(out_dir)
     os.replace(staging, out_dir)
-    logger.info("exported %s to %s (%s; max |log-prob difference| %.2g)", experiment_dir, out_dir,
-                exported.interface, exported.max_abs_diff)  # fmt: skip
+    logger.info(
+        "exported %s to %s (%s; max |log-prob difference| %.2g)",
+        experiment_dir,
+        out_dir,
+        exported.interface,
+        exported.max_abs_diff,
+    )
     return exported
 
 
@@ -152,8 +166,9 @@ class _Export:
         with open(os.path.join(staging, "hyperparams.yaml"), "w") as f:
             f.write(text)
         self.example = self._copy_example(staging, example)
-        return ExportedModel(out_dir, self.writer.kind, self.writer.interface, list(run.targets),
-                             dict(run.summary.get("test") or {}))  # fmt: skip
+        return ExportedModel(
+            out_dir, self.writer.kind, self.writer.interface, list(run.targets), dict(run.summary.get("test") or {})
+        )
 
     def _copy_example(self, staging, example):
         if example is None and self.run.is_synthetic_corpus():
@@ -167,13 +182,15 @@ class _Export:
 
     def _yaml_header(self):
         dataset, task, method = self.run.recipe()
-        return (f"# ############################################################################\n"
-                f"# Exported by speechbrain_xfer (sbx export) from the {dataset} {task} recipe, method {method}:\n"
-                f"# {self.run.folder}, checkpoint {os.path.basename(self.run.checkpoint)}.\n"
-                f"# inference class: {self.writer.interface}\n"
-                f"# The module definitions are the run's own; the weights are loaded by the pretrainer below.\n"
-                f"# ############################################################################\n\n"
-                f"sample_rate: 16000\n\n")  # fmt: skip
+        return (
+            f"# ############################################################################\n"
+            f"# Exported by speechbrain_xfer (sbx export) from the {dataset} {task} recipe, method {method}:\n"
+            f"# {self.run.folder}, checkpoint {os.path.basename(self.run.checkpoint)}.\n"
+            f"# inference class: {self.writer.interface}\n"
+            f"# The module definitions are the run's own; the weights are loaded by the pretrainer below.\n"
+            f"# ############################################################################\n\n"
+            f"sample_rate: 16000\n\n"
+        )
 
     def verify(self, staging):
         """Loads the export through its inference class; returns the largest log-prob difference to the run's."""
@@ -193,8 +210,10 @@ class _Export:
             expected = self.writer.trained_log_probs(features, lens)
         diff = max(float((exported[k] - expected[k]).abs().max()) for k in expected)
         if not diff <= VERIFY_TOLERANCE:
-            raise ExportError(f"the exported model's log-probabilities differ from the run's by {diff:.3g} "
-                              f"(> {VERIFY_TOLERANCE}); nothing was written")  # fmt: skip
+            raise ExportError(
+                f"the exported model's log-probabilities differ from the run's by {diff:.3g} "
+                f"(> {VERIFY_TOLERANCE}); nothing was written"
+            )
         return diff
 
     def card_info(self, exported, repo_id, language, license, dataset):

@@ -20,8 +20,11 @@ def load_export(source, savedir=None, **kwargs):
 
     from speechbrain_xfer.hub.interfaces import MultiTargetClassifier
 
-    classes = {"EncoderASR": EncoderASR, "EncoderClassifier": EncoderClassifier,
-               "MultiTargetClassifier": MultiTargetClassifier}  # fmt: skip
+    classes = {
+        "EncoderASR": EncoderASR,
+        "EncoderClassifier": EncoderClassifier,
+        "MultiTargetClassifier": MultiTargetClassifier,
+    }
     interface = exported_interface(source)
     return classes[interface].from_hparams(source=str(source), savedir=savedir, **kwargs)
 
@@ -38,6 +41,8 @@ def exported_interface(source):
         header = f.read(2000)
     found = re.search(r"^# inference class: [\w.]+\.(\w+)$", header, re.MULTILINE)
     if found is None:
-        raise ExportError(f"{source}: hyperparams.yaml does not say its inference class (an 'sbx export' "
-                          f"folder does); load it with the SpeechBrain class it was made for")  # fmt: skip
+        raise ExportError(
+            f"{source}: hyperparams.yaml does not say its inference class (an 'sbx export' "
+            f"folder does); load it with the SpeechBrain class it was made for"
+        )
     return found.group(1)

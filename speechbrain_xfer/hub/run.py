@@ -25,8 +25,10 @@ class FinishedRun:
         summary_file = os.path.join(self.folder, "summary.json")
         for path, what in ((hparams_file, "a recipe's output_folder"), (summary_file, "a finished run")):
             if not os.path.isfile(path):
-                raise ExportError(f"{self.folder} has no {os.path.basename(path)}: give {what} (its "
-                                  f"hyperparams.yaml, summary.json and save/ folder)")  # fmt: skip
+                raise ExportError(
+                    f"{self.folder} has no {os.path.basename(path)}: give {what} (its "
+                    f"hyperparams.yaml, summary.json and save/ folder)"
+                )
         with open(summary_file) as f:
             self.summary = json.load(f)
         self.tree = yaml_nodes.read_tree(hparams_file)
@@ -46,8 +48,10 @@ class FinishedRun:
         key = "max_key" if self.summary.get("higher_is_better", True) else "min_key"
         checkpoint = self.hparams["checkpointer"].recover_if_possible(**{key: self.summary["metric"]})
         if checkpoint is None:
-            raise ExportError(f"no checkpoint in {self.hparams['checkpointer'].checkpoints_dir}; was the run's "
-                              f"save folder moved or cleaned?")  # fmt: skip
+            raise ExportError(
+                f"no checkpoint in {self.hparams['checkpointer'].checkpoints_dir}; was the run's "
+                f"save folder moved or cleaned?"
+            )
         return checkpoint.path
 
     def recipe(self):

@@ -35,8 +35,12 @@ def export_source(brain, train_set):
     if isinstance(brain.hparams.encoder, HFEncoder):
         _export_hf_source(brain, {"ewc.ckpt": ewc.state_dict()})
         return
-    export_experiment(brain.hparams.output_folder, brain.hparams.export_folder, overwrite=True,
-                      extra_files={"ewc.ckpt": ewc.state_dict()})  # fmt: skip
+    export_experiment(
+        brain.hparams.output_folder,
+        brain.hparams.export_folder,
+        overwrite=True,
+        extra_files={"ewc.ckpt": ewc.state_dict()},
+    )
 
 
 def _export_hf_source(brain, extra_files):

@@ -37,8 +37,10 @@ def writer_for(run):
         return CTCWriter(run)
     if "heads" in run.modules:
         return ClassifierWriter(run) if len(run.targets) == 1 else MultiClassifierWriter(run)
-    raise ExportError(f"{run.folder}/hyperparams.yaml: modules has neither 'heads' (classifier) nor 'ctc_head' "
-                      f"(CTC); only UtteranceClassifierBrain and CTCBrain runs can be exported")  # fmt: skip
+    raise ExportError(
+        f"{run.folder}/hyperparams.yaml: modules has neither 'heads' (classifier) nor 'ctc_head' "
+        f"(CTC); only UtteranceClassifierBrain and CTCBrain runs can be exported"
+    )
 
 
 class CTCWriter:
@@ -66,9 +68,11 @@ class CTCWriter:
             raise ExportError(f"no tokenizer in {save_folder} (char_tokenizer.txt or sentencepiece/*.model)")
         blank = self.run.hparams.get("blank_index", 0)
         if self.run.hparams.get("decoding", "greedy") == "beam":
-            decoding = (f"decoding_function: !name:speechbrain.decoders.ctc.CTCBeamSearcher\n"
-                        f"test_beam_search:\n    blank_index: {blank}\n"
-                        f"    beam_size: {self.run.hparams.get('beam_size', 10)}\n")  # fmt: skip
+            decoding = (
+                f"decoding_function: !name:speechbrain.decoders.ctc.CTCBeamSearcher\n"
+                f"test_beam_search:\n    blank_index: {blank}\n"
+                f"    beam_size: {self.run.hparams.get('beam_size', 10)}\n"
+            )
         else:
             decoding = f"decoding_function: !name:speechbrain.decoders.ctc_greedy_decode\n    blank_id: {blank}\n"
         return _CTC_YAML.format(tokenizer=tokenizer, decoding=decoding)
@@ -123,8 +127,10 @@ class ClassifierWriter:
             return node["modules"]
         if tag.endswith("ClassifierHeads"):
             return node["heads"]
-        raise ExportError(f"{self.run.folder}/hyperparams.yaml: heads is {tag or 'untagged'}; the export expects "
-                          f"a torch.nn.ModuleDict (or ClassifierHeads) of ClassifierHead, one per target")  # fmt: skip
+        raise ExportError(
+            f"{self.run.folder}/hyperparams.yaml: heads is {tag or 'untagged'}; the export expects "
+            f"a torch.nn.ModuleDict (or ClassifierHeads) of ClassifierHead, one per target"
+        )
 
     def _copy_label_encoders(self, staging):
         save_folder = self.run.hparams["save_folder"]
@@ -219,12 +225,14 @@ def _multi_yaml(targets):
     encoders = "".join(f"label_encoder_{t}: !new:speechbrain.dataio.encoder.CategoricalEncoder\n" for t in targets)
     by_target = "".join(f"    {t}: !ref <label_encoder_{t}>\n" for t in targets)
     loadables = "".join(f"        label_encoder_{t}: !ref <label_encoder_{t}>\n" for t in targets)
-    return (f"\nwave_encoder: !new:speechbrain_xfer.lobes.WaveformEncoder\n"
-            f"    encoder: !ref <encoder>\n"
-            f"    compute_features: !ref <features>\n"
-            f"    mean_var_norm: !ref <feature_normalization>\n"
-            f"targets: [{', '.join(targets)}]\n"
-            f"{encoders}label_encoders:\n{by_target}\n"
-            f"modules:\n    wave_encoder: !ref <wave_encoder>\n    heads: !ref <heads>\n\n"
-            f"pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n"
-            f"    loadables:\n        encoder: !ref <encoder>\n        heads: !ref <heads>\n{loadables}")  # fmt: skip
+    return (
+        f"\nwave_encoder: !new:speechbrain_xfer.lobes.WaveformEncoder\n"
+        f"    encoder: !ref <encoder>\n"
+        f"    compute_features: !ref <features>\n"
+        f"    mean_var_norm: !ref <feature_normalization>\n"
+        f"targets: [{', '.join(targets)}]\n"
+        f"{encoders}label_encoders:\n{by_target}\n"
+        f"modules:\n    wave_encoder: !ref <wave_encoder>\n    heads: !ref <heads>\n\n"
+        f"pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n"
+        f"    loadables:\n        encoder: !ref <encoder>\n        heads: !ref <heads>\n{loadables}"
+    )

@@ -17,8 +17,13 @@ from speechbrain_xfer.recipe_config import load_recipe_hparams
 REPO = Path(__file__).resolve().parents[2]
 YAMLS = sorted(Path(p).relative_to(REPO) for p in glob.glob(str(REPO / "recipes" / "**" / "*.yaml"), recursive=True))
 # The tiny-corpus folder each recipe trains on; a recipe not listed here gets the corpus root (loading reads no data).
-CORPUS_FOLDER = {"pretrain": "asr/source", "KWS": "words/target", "intent": "intent", "emotion": "emotion",
-                 "ASR": "asr/target"}  # fmt: skip
+CORPUS_FOLDER = {
+    "pretrain": "asr/source",
+    "KWS": "words/target",
+    "intent": "intent",
+    "emotion": "emotion",
+    "ASR": "asr/target",
+}
 # YAMLs that train on another corpus folder than their recipe's others.
 YAML_CORPUS_FOLDER = {"words_conv.yaml": "words/source"}
 
@@ -112,8 +117,10 @@ def test_yaml_loads_and_builds_its_objects(path, tiny_corpus, tiny_wav2vec2, tmp
 @pytest.mark.parametrize("path", YAMLS, ids=str)
 def test_every_key_is_used(path, read_patterns):
     unused = unused_keys((REPO / path).read_text(), read_patterns)
-    assert not unused, (f"{path}: {unused} are neither referenced by another key (<key>) nor read by the code "
-                        f"of speechbrain_xfer/ or recipes/**/train.py")  # fmt: skip
+    assert not unused, (
+        f"{path}: {unused} are neither referenced by another key (<key>) nor read by the code "
+        f"of speechbrain_xfer/ or recipes/**/train.py"
+    )
 
 
 def test_unused_key_check_sees_references_reads_and_comments():
@@ -131,10 +138,25 @@ def test_the_code_scan_finds_the_reads_of_the_brains_and_recipes(read_patterns):
 
 def test_a_misspelt_override_names_the_key_and_the_yaml(tmp_path):
     out = tmp_path / "out"
-    command = [sys.executable, "train.py", "hparams/scratch.yaml", "--data_folder", str(tmp_path),
-               "--output_folder", str(out), "--number_of_epoch", "3"]  # fmt: skip
-    result = subprocess.run(command, cwd=REPO / "recipes" / "SynthSpeech" / "KWS", capture_output=True, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)  # fmt: skip
+    command = [
+        sys.executable,
+        "train.py",
+        "hparams/scratch.yaml",
+        "--data_folder",
+        str(tmp_path),
+        "--output_folder",
+        str(out),
+        "--number_of_epoch",
+        "3",
+    ]
+    result = subprocess.run(
+        command,
+        cwd=REPO / "recipes" / "SynthSpeech" / "KWS",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=120,
+    )
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
     assert "'number_of_epoch'" in last_line and "hparams/scratch.yaml" in last_line, result.stderr[-2000:]

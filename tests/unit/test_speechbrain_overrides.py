@@ -19,8 +19,10 @@ def _parameters(function):
 
 
 def _guard(condition, method, what):
-    assert condition, (f"SpeechBrain {sb.__version__} changed {method}, which speechbrain_xfer overrides or "
-                       f"calls (speechbrain_xfer/speechbrain_overrides.py): {what}")  # fmt: skip
+    assert condition, (
+        f"SpeechBrain {sb.__version__} changed {method}, which speechbrain_xfer overrides or "
+        f"calls (speechbrain_xfer/speechbrain_overrides.py): {what}"
+    )
 
 
 class _Brain(sb.Brain):
@@ -51,8 +53,11 @@ def test_brain_wrap_distributed_still_converts_batch_norm_for_every_backend():
     # The reason for the override: SyncBatchNorm refuses CPU tensors. If SpeechBrain stops converting on CPUs,
     # the override can go.
     source = inspect.getsource(sb.Brain._wrap_distributed)
-    _guard("convert_sync_batchnorm" in source, "speechbrain.Brain._wrap_distributed",
-           "it no longer converts batch norm to SyncBatchNorm: the CPU override may be unnecessary now")  # fmt: skip
+    _guard(
+        "convert_sync_batchnorm" in source,
+        "speechbrain.Brain._wrap_distributed",
+        "it no longer converts batch norm to SyncBatchNorm: the CPU override may be unnecessary now",
+    )
 
 
 def test_checkpointer_dirpath_methods_keep_their_signatures_and_roles(tmp_path):
@@ -62,8 +67,11 @@ def test_checkpointer_dirpath_methods_keep_their_signatures_and_roles(tmp_path):
     plain = Checkpointer(tmp_path / "plain", {"model": torch.nn.Linear(2, 1)})
     _guard(plain._new_checkpoint_dirpath().name.startswith("CKPT+"), new, "new folders are no longer CKPT+...")
     saved = plain.save_checkpoint(name="given")
-    _guard(saved.path == plain._custom_checkpoint_dirpath("given"), custom,
-           "save_checkpoint(name=...) no longer saves into the folder it returns")  # fmt: skip
+    _guard(
+        saved.path == plain._custom_checkpoint_dirpath("given"),
+        custom,
+        "save_checkpoint(name=...) no longer saves into the folder it returns",
+    )
 
 
 def test_the_staging_name_maps_to_a_folder_of_that_name(tmp_path):
@@ -83,5 +91,8 @@ def test_make_dataloader_still_hands_a_given_sampler_to_the_loader():
     brain = _Brain(modules={"model": torch.nn.Linear(2, 1)})
     sampler = torch.utils.data.SequentialSampler(range(4))
     loader = brain.make_dataloader(list(range(4)), sb.Stage.TRAIN, ckpt_prefix=None, sampler=sampler, batch_size=2)
-    _guard(loader.sampler is sampler, "speechbrain.Brain._train_loader_specifics (through make_dataloader)",
-           "a sampler given to make_dataloader is not used")  # fmt: skip
+    _guard(
+        loader.sampler is sampler,
+        "speechbrain.Brain._train_loader_specifics (through make_dataloader)",
+        "a sampler given to make_dataloader is not used",
+    )

@@ -157,8 +157,14 @@ def test_sentencepiece_ctc_learns(asr_manifest, tmp_path):
 def test_validation_saves_a_checkpoint_ranked_by_cer(asr_manifest, tmp_path):
     folder, csvs = asr_manifest
     brain, data = ctc_brain(folder, csvs, tmp_path, checkpointer=True)
-    brain.fit(range(1), data["train"], data["valid"], progressbar=False,
-              train_loader_kwargs=LOADER, valid_loader_kwargs=eval_loader())  # fmt: skip
+    brain.fit(
+        range(1),
+        data["train"],
+        data["valid"],
+        progressbar=False,
+        train_loader_kwargs=LOADER,
+        valid_loader_kwargs=eval_loader(),
+    )
     assert set(brain.valid_stats) == {"loss", "WER", "CER"}
     (checkpoint,) = brain.checkpointer.list_checkpoints()
     assert checkpoint.meta["WER"] == brain.valid_stats["WER"] and checkpoint.meta["CER"] == brain.valid_stats["CER"]

@@ -28,9 +28,12 @@ class RegressionBrain(TransferBrain):
 def make_brain(bad_steps, bad_value=float("nan"), hparams=None, run_opts=None):
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
-    return RegressionBrain(modules={"model": model}, opt_class=lambda params: torch.optim.SGD(params, lr=0.1),
-                           hparams={"bad_steps": set(bad_steps), "bad_value": bad_value, **(hparams or {})},
-                           run_opts={"device": "cpu", **(run_opts or {})})  # fmt: skip
+    return RegressionBrain(
+        modules={"model": model},
+        opt_class=lambda params: torch.optim.SGD(params, lr=0.1),
+        hparams={"bad_steps": set(bad_steps), "bad_value": bad_value, **(hparams or {})},
+        run_opts={"device": "cpu", **(run_opts or {})},
+    )
 
 
 def batches():
