@@ -81,6 +81,8 @@ def final_state(out):
         p.stem: torch.load(p, weights_only=True) if zipfile.is_zipfile(p) else p.read_text()
         for p in newest.glob("*.ckpt")
     }
+    # The run's record: its validation history must match; the seconds of training it counts cannot.
+    state["run_record"] = json.loads(state["run_record"])["valid_history"]
     return state, json.loads((out / "summary.json").read_text())
 
 
