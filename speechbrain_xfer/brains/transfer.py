@@ -195,9 +195,12 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
         """
         sampler = None
         if stage == sb.Stage.TRAIN:
-            keys = ("steps_per_epoch", "length_grouping", "seed")
-            options = {key: getattr(self.hparams, key) for key in keys if hasattr(self.hparams, key)}
-            sampler = training_sampler(dataset, loader_kwargs, **options)
+            steps, grouping = (
+                getattr(self.hparams, "steps_per_epoch", None),
+                getattr(self.hparams, "length_grouping", 8),
+            )
+            seed = getattr(self.hparams, "seed", 563375142)
+            sampler = training_sampler(dataset, loader_kwargs, steps, grouping, seed)
         if sampler is None:
             return super().make_dataloader(dataset, stage, ckpt_prefix, **loader_kwargs)
         loader_kwargs = {key: value for key, value in loader_kwargs.items() if key != "shuffle"}
