@@ -56,8 +56,12 @@ def main():
     implementations = {"packed nn.GRU": packed_gru, "bidirectional_gru": bidirectional_gru}
     frames_in = int(args.seconds * 100)  # filterbank frames, 10 ms apart
     frames_gru = frames_in // math.prod(strides)  # the GRU's frames, one per 40 ms
-    times = {(part, mode, name): [] for part in ("GRU", "encoder") for mode in ("train", "no grad")
-             for name in implementations}  # fmt: skip
+    times = {
+        (part, mode, name): []
+        for part in ("GRU", "encoder")
+        for mode in ("train", "no grad")
+        for name in implementations
+    }
     worst = {"output": 0.0, "gradient": 0.0}
     for _ in range(args.repeats + 2):  # the first two warm up
         lengths = torch.rand(args.batch) * 0.5 + 0.5
@@ -78,8 +82,10 @@ def main():
             worst["output"] = max(worst["output"], float((out_a - out_b).abs().max()))
             if grad_a is not None:
                 worst["gradient"] = max(worst["gradient"], float((grad_a - grad_b).abs().max()))
-    print(f"batch of {args.batch} utterances of {args.seconds / 2:.2f}-{args.seconds} s, {args.threads} thread(s), "
-          f"median of {args.repeats} (ms):")  # fmt: skip
+    print(
+        f"batch of {args.batch} utterances of {args.seconds / 2:.2f}-{args.seconds} s, {args.threads} thread(s), "
+        f"median of {args.repeats} (ms):"
+    )
     print(f"  {'':18s} {'packed nn.GRU':>14s} {'bidirectional_gru':>18s} {'speed-up':>9s}")
     for part in ("GRU", "encoder"):
         for mode in ("train", "no grad"):

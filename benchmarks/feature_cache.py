@@ -32,9 +32,9 @@ from timed_brain import TimedBrain
 
 from speechbrain_xfer.data.dataio import classification_datasets
 from speechbrain_xfer.data.feature_cache import add_feature_cache, feature_cache_applies
-from speechbrain_xfer.data.synth import SynthOptions, synthesize_task
 from speechbrain_xfer.encoders.conv import ConvEncoder
 from speechbrain_xfer.lobes import ClassifierHead, MeanMaxPooling
+from speechbrain_xfer.synthspeech.synth import SynthOptions, synthesize_task
 
 SUBSETS = {"words": ("words/target", "word"), "intent": ("intent", "intent")}
 
@@ -59,9 +59,12 @@ def build(folder, target, save, epochs, cache=None, memory_mb=0):
     if cache is not None:
         assert feature_cache_applies(hparams)
         add_feature_cache(datasets, cache, encoder, hparams["compute_features"], hparams["mean_var_norm"], memory_mb)
-    brain = TimedBrain(modules={"encoder": encoder, "heads": heads}, hparams=hparams,
-                       run_opts={"device": "cpu", "noprogressbar": True},
-                       opt_class=lambda params: torch.optim.Adam(params, lr=1e-3))  # fmt: skip
+    brain = TimedBrain(
+        modules={"encoder": encoder, "heads": heads},
+        hparams=hparams,
+        run_opts={"device": "cpu", "noprogressbar": True},
+        opt_class=lambda params: torch.optim.Adam(params, lr=1e-3),
+    )
     return brain, datasets
 
 
@@ -105,25 +108,36 @@ def main():
         for name, cache, memory_mb in (("uncached", None, 0), ("disk", "cache_disk", 0), ("memory", "cache_mem", 1024)):
             cache = cache and os.path.join(tmp, cache)
             brain, data = build(folder, target, os.path.join(tmp, name), args.epochs, cache, memory_mb)
-            brain.fit(brain.hparams.epoch_counter, data["train"], data["valid"], train_loader_kwargs=loader,
-                      valid_loader_kwargs=loader)  # fmt: skip
+            brain.fit(
+                brain.hparams.epoch_counter,
+                data["train"],
+                data["valid"],
+                train_loader_kwargs=loader,
+                valid_loader_kwargs=loader,
+            )
             brains[name] = brain, data
         (plain, plain_data), (cached, cached_data) = brains["uncached"], brains["memory"]
         train_size = len(plain_data["train"])
         params = sum(p.numel() for p in plain.modules.encoder.parameters())
-        print(f"{args.task}: {train_size} training utterances, batch {args.batch_size}, "
-              f"{torch.get_num_threads()} threads, encoder {params / 1e3:.0f}k parameters (frozen)")  # fmt: skip
+        print(
+            f"{args.task}: {train_size} training utterances, batch {args.batch_size}, "
+            f"{torch.get_num_threads()} threads, encoder {params / 1e3:.0f}k parameters (frozen)"
+        )
         print(f"{'epoch':>5}{'uncached s':>12}{'cached, disk s':>16}{'cached, memory s':>18}")
         times = [brain.epoch_times for brain, _ in brains.values()]
         for epoch, (a, b, c) in enumerate(zip(*times), start=1):
             print(f"{epoch:>5}{a:>12.3f}{b:>16.3f}{c:>18.3f}{'  (cache filled)' if epoch == 1 else ''}")
         later = [statistics.median(t[1:]) for t in times]
-        print(f"speed-up of epochs 2-{args.epochs} (median): disk {later[0] / later[1]:.1f}x, "
-              f"memory {later[0] / later[2]:.1f}x")  # fmt: skip
+        print(
+            f"speed-up of epochs 2-{args.epochs} (median): disk {later[0] / later[1]:.1f}x, "
+            f"memory {later[0] / later[2]:.1f}x"
+        )
         print(f"first epoch (filling), cached / uncached: {times[1][0] / times[0][0]:.2f}")
-        features, log_probs = max_differences(forward_all(plain, plain_data["test"], args.batch_size),
-                                              forward_all(cached, cached_data["test"], args.batch_size),
-                                              target)  # fmt: skip
+        features, log_probs = max_differences(
+            forward_all(plain, plain_data["test"], args.batch_size),
+            forward_all(cached, cached_data["test"], args.batch_size),
+            target,
+        )
         pairs = zip(plain.modules.heads.state_dict().values(), cached.modules.heads.state_dict().values())
         heads = max(float((a - b).abs().max()) for a, b in pairs)
         print(

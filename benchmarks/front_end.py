@@ -54,12 +54,17 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    settings = {"drop_freq_low": 0, "drop_freq_high": 1, "drop_freq_count_low": 1, "drop_freq_count_high": 3,
-                "drop_freq_width": 0.05}  # fmt: skip
-    compare("DropFreq", {"speechbrain": SpeechBrainDropFreq(**settings), "speechbrain_xfer": DropFreq(**settings)},
-            args)  # fmt: skip
-    compare("Fbank (40 mels)", {"speechbrain": SpeechBrainFbank(n_mels=40), "speechbrain_xfer": Fbank(n_mels=40)},
-            args)  # fmt: skip
+    settings = {
+        "drop_freq_low": 0,
+        "drop_freq_high": 1,
+        "drop_freq_count_low": 1,
+        "drop_freq_count_high": 3,
+        "drop_freq_width": 0.05,
+    }
+    compare(
+        "DropFreq", {"speechbrain": SpeechBrainDropFreq(**settings), "speechbrain_xfer": DropFreq(**settings)}, args
+    )
+    compare("Fbank (40 mels)", {"speechbrain": SpeechBrainFbank(n_mels=40), "speechbrain_xfer": Fbank(n_mels=40)}, args)
 
 
 if __name__ == "__main__":

@@ -106,8 +106,10 @@ def main():
                 for wavs, lens in batches:
                     step(encoder, head, optimizer, wavs, lens)
                 times[family].append((time.perf_counter() - start) / len(batches))
-    print(f"CTC steps on {args.batch} source sentences ({audio:.1f} s of audio per batch); "
-          f"{torch.get_num_threads()} threads; {args.steps} steps x {args.rounds} rounds, median")  # fmt: skip
+    print(
+        f"CTC steps on {args.batch} source sentences ({audio:.1f} s of audio per batch); "
+        f"{torch.get_num_threads()} threads; {args.steps} steps x {args.rounds} rounds, median"
+    )
     for family, (_, _, _, count) in models.items():
         print(f"{family:<13} {count / 1e6:6.2f}M parameters  {statistics.median(times[family]) * 1e3:8.1f} ms/step")
     for name in ("whisper_20ms", "wav2vec2"):

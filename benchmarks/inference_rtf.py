@@ -25,8 +25,8 @@ import time
 import soundfile
 import torch
 
-from speechbrain_xfer.hub.export import exported_interface, load_export
 from speechbrain_xfer.hub.inference import read_audio_file
+from speechbrain_xfer.hub.loading import exported_interface, load_export
 
 
 def audio_files(source, count):
@@ -70,13 +70,17 @@ def main():
     files = audio_files(args.audio, args.files)
     if not files:
         raise SystemExit(f"no audio files in {args.audio}")
-    print(f"{'model':<40} {'class':<22} {'threads':>7} {'files':>5} {'audio s':>8} {'proc s':>7} "
-          f"{'RTF':>7} {'x real time':>11}")  # fmt: skip
+    print(
+        f"{'model':<40} {'class':<22} {'threads':>7} {'files':>5} {'audio s':>8} {'proc s':>7} "
+        f"{'RTF':>7} {'x real time':>11}"
+    )
     for model_dir in args.models:
         for threads in (int(t) for t in args.threads.split(",")):
             interface, audio, seconds = measure(model_dir, files, threads)
-            print(f"{model_dir[-40:]:<40} {interface:<22} {threads:>7} {len(files):>5} {audio:>8.1f} "
-                  f"{seconds:>7.2f} {seconds / audio:>7.4f} {audio / seconds:>11.1f}")  # fmt: skip
+            print(
+                f"{model_dir[-40:]:<40} {interface:<22} {threads:>7} {len(files):>5} {audio:>8.1f} "
+                f"{seconds:>7.2f} {seconds / audio:>7.4f} {audio / seconds:>11.1f}"
+            )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.augment.time_domain import DropFreq as SpeechBrainDropFreq
 
 from speechbrain_xfer.data.dataio import read_mono_16k
-from speechbrain_xfer.data.synth import read_manifest
+from speechbrain_xfer.synthspeech.synth import read_manifest
 
 YAML = os.path.join(os.path.dirname(__file__), "..", "recipes", "SynthSpeech", "intent", "hparams", "finetune.yaml")
 PARTS = ("augment", "fbank+norm", "encoder", "heads", "backward", "optimizer")
@@ -78,8 +78,10 @@ def main():
     batches = [sb.dataio.batch.PaddedBatch([{"sig": w} for w in wavs[i : i + 8]]).sig for i in range(0, len(wavs), 8)]
     params = [*hp["encoder"].parameters(), *hp["heads"].parameters()]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
-    augmenters = {"SpeechBrain DropFreq": speechbrain_augmenter(hp["wav_augment"]),
-                  "speechbrain_xfer DropFreq": hp["wav_augment"]}  # fmt: skip
+    augmenters = {
+        "SpeechBrain DropFreq": speechbrain_augmenter(hp["wav_augment"]),
+        "speechbrain_xfer DropFreq": hp["wav_augment"],
+    }
     times = {name: dict.fromkeys(PARTS, 0.0) for name in augmenters}
     for batch in batches:
         for name, augmenter in augmenters.items():

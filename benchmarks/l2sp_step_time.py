@@ -67,8 +67,12 @@ def main():
     ):
         enc, hd = copy.deepcopy(encoder), copy.deepcopy(head)
         hparams = {"regularizers": {"l2sp": L2SP(enc, hd, alpha=0.01, beta=0.01)}} if cls is RegularizedBrain else {}
-        brain = cls(modules={"encoder": enc, "head": hd}, opt_class=lambda p: torch.optim.Adam(p, lr=1e-3),
-                    hparams=hparams, run_opts={"device": "cpu", "skip_nonfinite_grads": skip})  # fmt: skip
+        brain = cls(
+            modules={"encoder": enc, "head": hd},
+            opt_class=lambda p: torch.optim.Adam(p, lr=1e-3),
+            hparams=hparams,
+            run_opts={"device": "cpu", "skip_nonfinite_grads": skip},
+        )
         brain.on_fit_start()
         brain.modules.train()
         time_steps(brain, batches[:3])  # warm-up

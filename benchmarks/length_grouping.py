@@ -32,13 +32,17 @@ def main():
     hp, wavs = recipe_modules_and_audio(args.data)
     durations = [len(w) / 16000 for w in wavs]
     draws = {"seed": 1, "replacement": True, "num_samples": 8 * args.steps}
-    samplers = {"random batches": ReproducibleRandomSampler(wavs, **draws),
-                "grouped by duration": LengthGroupedSampler(wavs, durations, group_size=8, **draws)}  # fmt: skip
+    samplers = {
+        "random batches": ReproducibleRandomSampler(wavs, **draws),
+        "grouped by duration": LengthGroupedSampler(wavs, durations, group_size=8, **draws),
+    }
     batches, padding = {}, {}
     for name, sampler in samplers.items():
         order = list(sampler)
-        batches[name] = [sb.dataio.batch.PaddedBatch([{"sig": wavs[i]} for i in order[s : s + 8]]).sig
-                         for s in range(0, len(order), 8)]  # fmt: skip
+        batches[name] = [
+            sb.dataio.batch.PaddedBatch([{"sig": wavs[i]} for i in order[s : s + 8]]).sig
+            for s in range(0, len(order), 8)
+        ]
         padding[name] = 1 - sum(float(b.lengths.mean()) for b in batches[name]) / len(batches[name])
     optimizer = torch.optim.AdamW([*hp["encoder"].parameters(), *hp["heads"].parameters()], lr=1e-4)
     times = {name: dict.fromkeys(PARTS, 0.0) for name in samplers}

@@ -35,11 +35,12 @@ import torch
 from timed_brain import TimedBrain
 
 from speechbrain_xfer.data.dataio import prepare_classification
-from speechbrain_xfer.data.synth import SynthOptions, plan_corpus, read_manifest, synthesize_subset
 from speechbrain_xfer.experiment import run_experiment
+from speechbrain_xfer.synthspeech.synth import SynthOptions, plan_corpus, read_manifest, synthesize_subset
 
-HPARAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "recipes", "SynthSpeech", "KWS",
-                       "hparams", "scratch.yaml")  # fmt: skip
+HPARAMS = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "recipes", "SynthSpeech", "KWS", "hparams", "scratch.yaml"
+)
 SUBSET = "words/target"
 
 
@@ -70,8 +71,20 @@ def measure(folder, work, args):
     train_size = len(read_manifest(os.path.join(folder, "train.csv")))
     steps = math.ceil(train_size / args.batch_size)
     output = os.path.join(work, "runs", os.path.basename(os.path.dirname(os.path.dirname(folder))))
-    argv = [HPARAMS, "--data_folder", folder, "--output_folder", output, "--number_of_epochs", "1",
-            "--steps_per_epoch", str(steps), "--batch_size", str(args.batch_size), "--noprogressbar"]  # fmt: skip
+    argv = [
+        HPARAMS,
+        "--data_folder",
+        folder,
+        "--output_folder",
+        output,
+        "--number_of_epochs",
+        "1",
+        "--steps_per_epoch",
+        str(steps),
+        "--batch_size",
+        str(args.batch_size),
+        "--noprogressbar",
+    ]
     result_path = os.path.join(work, "result.json")
     os.makedirs(output, exist_ok=True)
     console_path = os.path.join(output, "console.txt")
@@ -81,8 +94,10 @@ def measure(folder, work, args):
     child.start()
     child.join()
     if child.exitcode != 0:
-        raise SystemExit(f"error: the training run on {folder} failed (exit code {child.exitcode}); its output "
-                         f"is in {console_path} (run with --keep to keep it)")  # fmt: skip
+        raise SystemExit(
+            f"error: the training run on {folder} failed (exit code {child.exitcode}); its output "
+            f"is in {console_path} (run with --keep to keep it)"
+        )
     with open(result_path) as f:
         result = json.load(f)
     os.remove(result_path)
@@ -90,15 +105,19 @@ def measure(folder, work, args):
 
 
 def print_table(sizes, results, args):
-    print(f"KWS scratch.yaml, one epoch, batch {args.batch_size}, {args.threads or 'default'} torch threads; "
-          f"time = TRAIN stage only; memory = peak RSS at the end of the training epoch")  # fmt: skip
+    print(
+        f"KWS scratch.yaml, one epoch, batch {args.batch_size}, {args.threads or 'default'} torch threads; "
+        f"time = TRAIN stage only; memory = peak RSS at the end of the training epoch"
+    )
     print(f"{'size':>5}{'train utts':>12}{'steps':>7}{'epoch s':>9}{'ms/utt':>8}{'ratio':>7}{'peak RSS MB':>13}")
     base = None
     for size, r in zip(sizes, results):
         per_utt = r["time_s"] / r["utterances"]
         base = base or per_utt
-        print(f"{size:>4g}x{r['train']:>12}{r['steps']:>7}{r['time_s']:>9.2f}{per_utt * 1e3:>8.2f}"
-              f"{per_utt / base:>7.2f}{r['max_rss_mb']:>13.0f}")  # fmt: skip
+        print(
+            f"{size:>4g}x{r['train']:>12}{r['steps']:>7}{r['time_s']:>9.2f}{per_utt * 1e3:>8.2f}"
+            f"{per_utt / base:>7.2f}{r['max_rss_mb']:>13.0f}"
+        )
 
 
 def main():
@@ -118,8 +137,10 @@ def main():
         synthesized = time.perf_counter() - start
         results = [measure(folder, work, args) for folder in folders]
         print_table(sizes, results, args)
-        print(f"wall time: {synthesized:.0f} s preparing the corpora, {time.perf_counter() - start - synthesized:.0f}"
-              f" s training (with validation, test and start-up)")  # fmt: skip
+        print(
+            f"wall time: {synthesized:.0f} s preparing the corpora, {time.perf_counter() - start - synthesized:.0f}"
+            f" s training (with validation, test and start-up)"
+        )
     finally:
         if args.keep:
             print(f"kept {work}")

@@ -10,7 +10,7 @@ import os
 import tempfile
 import time
 
-from speechbrain_xfer.data.synth import SynthOptions, plan_corpus, synthesize_subset
+from speechbrain_xfer.synthspeech.synth import SynthOptions, plan_corpus, synthesize_subset
 
 SUBSETS = (("words", "words/target"), ("intent", "intent"), ("emotion", "emotion"), ("asr", "asr/source"))
 
@@ -30,8 +30,10 @@ def main():
                 start = time.perf_counter()
                 report = synthesize_subset(os.path.join(tmp, subset), utts, options, task, jobs=jobs, progress=False)
                 rates.append(len(utts) / (time.perf_counter() - start))
-        print(f"{subset:<14}{len(utts):>11}{report['hours']:>9.2f}{rates[0]:>13.0f}{rates[1]:>14.0f}"
-              f"{rates[1] / rates[0]:>10.2f}")  # fmt: skip
+        print(
+            f"{subset:<14}{len(utts):>11}{report['hours']:>9.2f}{rates[0]:>13.0f}{rates[1]:>14.0f}"
+            f"{rates[1] / rates[0]:>10.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -28,15 +28,17 @@ import yaml
 from speechbrain.utils.checkpoints import Checkpoint, Checkpointer, ckpt_recency
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
 
+from speechbrain_xfer.speechbrain_overrides import StagedCheckpointDirs
+
 logger = logging.getLogger(__name__)
 
-STAGING_PREFIX = ".staging+"
+STAGING_PREFIX = StagedCheckpointDirs.staging_prefix
 TRASH_PREFIX = ".trash+"
 #: What a truncated or otherwise damaged checkpoint file raises when loaded.
 LOAD_ERRORS = (RuntimeError, EOFError, OSError, pickle.UnpicklingError, yaml.YAMLError, KeyError, ValueError)
 
 
-class AtomicCheckpointer(Checkpointer):
+class AtomicCheckpointer(StagedCheckpointDirs, Checkpointer):
     """A SpeechBrain ``Checkpointer`` whose checkpoints appear whole or not at all.
 
     Saving writes into ``<checkpoints_dir>/.staging+CKPT+...``, flushes it to
@@ -61,8 +63,14 @@ class AtomicCheckpointer(Checkpointer):
     True
     """
 
-    def __init__(self, checkpoints_dir, recoverables=None, custom_load_hooks=None, custom_save_hooks=None,
-                 allow_partial_load=False):  # fmt: skip
+    def __init__(
+        self,
+        checkpoints_dir,
+        recoverables=None,
+        custom_load_hooks=None,
+        custom_save_hooks=None,
+        allow_partial_load=False,
+    ):
         super().__init__(checkpoints_dir, recoverables, custom_load_hooks, custom_save_hooks, allow_partial_load)
         # Only at start-up: later, a hidden folder may be a save in progress.
         if if_main_process():
@@ -75,12 +83,13 @@ class AtomicCheckpointer(Checkpointer):
         """
         final = None
         if if_main_process():
-            final = self._new_checkpoint_dirpath() if name is None else self._custom_checkpoint_dirpath(name)
+            final = self.checkpoint_dirpath(name)
             shutil.rmtree(self.checkpoints_dir / f"{STAGING_PREFIX}{final.name}", ignore_errors=True)
         # SpeechBrain's own saving (hooks, meta file, DDP broadcast of the folder) into the staging folder:
-        # ``_custom_checkpoint_dirpath`` maps a staging name to itself.
-        staged = super().save_checkpoint(meta, end_of_epoch, f"{STAGING_PREFIX}{final.name}" if final else None,
-                                         verbosity=logging.DEBUG)  # fmt: skip
+        # a staging name maps to a folder of that name (StagedCheckpointDirs).
+        staged = super().save_checkpoint(
+            meta, end_of_epoch, f"{STAGING_PREFIX}{final.name}" if final else None, verbosity=logging.DEBUG
+        )
         ddp_barrier()  # every process has written its files before the folder moves
         if staged is None:
             return None
@@ -90,8 +99,16 @@ class AtomicCheckpointer(Checkpointer):
         logger.log(verbosity, f"Saved an {kind} checkpoint in {final}")
         return Checkpoint(final, staged.meta, {key: final / path.name for key, path in staged.paramfiles.items()})
 
-    def delete_checkpoints(self, *, num_to_keep=1, min_keys=None, max_keys=None, importance_keys=[ckpt_recency],  # noqa: B006
-                           ckpt_predicate=None, verbosity=logging.INFO):  # fmt: skip
+    def delete_checkpoints(
+        self,
+        *,
+        num_to_keep=1,
+        min_keys=None,
+        max_keys=None,
+        importance_keys=[ckpt_recency],  # noqa: B006
+        ckpt_predicate=None,
+        verbosity=logging.INFO,
+    ):
         """Deletes the least important checkpoints; the same choice as ``Checkpointer.delete_checkpoints``.
 
         SpeechBrain removes a checkpoint's files in place, so a kill can leave
@@ -129,17 +146,16 @@ class AtomicCheckpointer(Checkpointer):
                 self.load_checkpoint(checkpoint)
                 return checkpoint
             except LOAD_ERRORS as err:
-                logger.warning(f"Cannot load the checkpoint {checkpoint.path} ({type(err).__name__}: {err}); "
-                               f"trying the one before it")  # fmt: skip
+                logger.warning(
+                    f"Cannot load the checkpoint {checkpoint.path} ({type(err).__name__}: {err}); "
+                    f"trying the one before it"
+                )
                 first_error = first_error or err
-        raise RuntimeError(f"None of the {len(candidates)} checkpoints in {self.checkpoints_dir} loads; the newest "
-                           f"failed with: {first_error}. If the model or its YAML changed since they were saved, "
-                           f"use a new output folder (or delete this one to start over).") from first_error  # fmt: skip
-
-    def _custom_checkpoint_dirpath(self, name):
-        if name.startswith(STAGING_PREFIX):
-            return self.checkpoints_dir / name
-        return super()._custom_checkpoint_dirpath(name)
+        raise RuntimeError(
+            f"None of the {len(candidates)} checkpoints in {self.checkpoints_dir} loads; the newest "
+            f"failed with: {first_error}. If the model or its YAML changed since they were saved, "
+            f"use a new output folder (or delete this one to start over)."
+        ) from first_error
 
     def _move_into_place(self, staging, final):
         if final.exists():  # a custom name saved again: the old one goes, then the new one comes
@@ -190,6 +206,21 @@ def is_plain_checkpointer(checkpointer):
     return type(checkpointer) is Checkpointer
 
 
+_warned_plain = False
+
+
+def warn_if_plain_checkpointer(checkpointer):
+    """Warns once per process when a run saves with SpeechBrain's non-atomic ``Checkpointer``."""
+    global _warned_plain
+    if is_plain_checkpointer(checkpointer) and not _warned_plain:
+        _warned_plain = True
+        logger.warning(
+            "The checkpointer is SpeechBrain's Checkpointer, which a kill during a save leaves with a "
+            "half-written checkpoint that fails on resume; use "
+            "speechbrain_xfer.checkpoints.AtomicCheckpointer in the YAML instead"
+        )
+
+
 def save_rng_states(path):
     """Saves the states of torch's (CPU and initialized CUDA), numpy's and Python's random generators.
 
@@ -229,4 +260,10 @@ def load_rng_states(path):
         torch.cuda.set_rng_state_all(cuda)
 
 
-__all__ = ["AtomicCheckpointer", "is_plain_checkpointer", "load_rng_states", "save_rng_states"]
+__all__ = [
+    "AtomicCheckpointer",
+    "is_plain_checkpointer",
+    "load_rng_states",
+    "save_rng_states",
+    "warn_if_plain_checkpointer",
+]

@@ -23,14 +23,14 @@ def _add_synth_options(parser):
 
 
 def _synth_options(args):
-    from speechbrain_xfer.data.synth import SynthOptions
+    from speechbrain_xfer.synthspeech.synth import SynthOptions
 
     return SynthOptions(seed=args.seed, num_speakers=args.speakers, scale=args.scale)
 
 
 def cmd_synth(args):
     """Synthesizes SynthSpeech task corpora."""
-    from speechbrain_xfer.data.synth import TASKS, synthesize_task
+    from speechbrain_xfer.synthspeech.synth import TASKS, synthesize_task
 
     tasks = TASKS if args.task == "all" else (args.task,)
     options = _synth_options(args)
@@ -38,8 +38,7 @@ def cmd_synth(args):
         start = time.perf_counter()
         reports = synthesize_task(task, args.out, options, jobs=args.jobs)
         for folder, report in reports.items():
-            print(f"{folder}: {json.dumps(report['counts'])}, {report['hours']} h, "
-                  f"{len(report['failures'])} failed")  # fmt: skip
+            print(f"{folder}: {json.dumps(report['counts'])}, {report['hours']} h, {len(report['failures'])} failed")
         logger.info("%s done in %.1f s", task, time.perf_counter() - start)
     return 0
 
@@ -85,8 +84,10 @@ def _grid_runs(args, command, out):
             if args.encoder == "hf" and not os.path.exists(folder) and folder.count("/") == 1:
                 continue  # a hub id: HFEncoder finds it (or says where it looked) as the first run starts
             if not os.path.isfile(os.path.join(folder, wanted)):
-                raise SystemExit(f"sbx {command}: no pretrained encoder at {folder} ({wanted}); run the "
-                                 f"pretraining recipes first (sbx demo does), or pass {option}")  # fmt: skip
+                raise SystemExit(
+                    f"sbx {command}: no pretrained encoder at {folder} ({wanted}); run the "
+                    f"pretraining recipes first (sbx demo does), or pass {option}"
+                )
     return methods, runs
 
 
@@ -105,9 +106,15 @@ def _task_sources(args):
 def _run(args, runs, extra=()):
     from speechbrain_xfer.curves.grid import run_grid
 
-    return run_grid(runs, _recipes_root(args), args.data, _pretrained(args), jobs=args.jobs,
-                    extra_overrides=[*shlex.split(args.recipe_args), *extra],
-                    task_sources=_task_sources(args))  # fmt: skip
+    return run_grid(
+        runs,
+        _recipes_root(args),
+        args.data,
+        _pretrained(args),
+        jobs=args.jobs,
+        extra_overrides=[*shlex.split(args.recipe_args), *extra],
+        task_sources=_task_sources(args),
+    )
 
 
 def _report_failures(failed):
@@ -129,8 +136,12 @@ def cmd_curve(args):
     rows = write_report(summaries, args.out, methods_order=methods)
     if args.encoder == "conv":  # the forgetting measure decodes the ConvEncoder source's own test set
         report_forgetting(runs, summaries, _pretrained(args), args.data, args.out)
-    logger.info("%d runs reported in %s (curves.csv, curves.md, curves.png) after %.0f s",
-                len(rows), args.out, time.perf_counter() - start)  # fmt: skip
+    logger.info(
+        "%d runs reported in %s (curves.csv, curves.md, curves.png) after %.0f s",
+        len(rows),
+        args.out,
+        time.perf_counter() - start,
+    )
     return _report_failures(failed)
 
 
@@ -161,16 +172,26 @@ def cmd_demo(args):
 
 def cmd_export(args):
     """Exports a finished recipe run to a folder SpeechBrain's inference classes load."""
-    from speechbrain_xfer.hub.export import ExportError, export_experiment
+    from speechbrain_xfer.hub.export import export_experiment
+    from speechbrain_xfer.hub.loading import ExportError
 
     try:
-        exported = export_experiment(args.experiment_dir, args.out_dir, repo_id=args.repo_id,
-                                     language=args.language, license=args.license, dataset=args.dataset,
-                                     example=args.example, overwrite=args.overwrite)  # fmt: skip
+        exported = export_experiment(
+            args.experiment_dir,
+            args.out_dir,
+            repo_id=args.repo_id,
+            language=args.language,
+            license=args.license,
+            dataset=args.dataset,
+            example=args.example,
+            overwrite=args.overwrite,
+        )
     except ExportError as err:
         raise SystemExit(f"sbx export: {err}") from None
-    print(f"{exported.folder}: loads with {exported.interface} (checked on a test utterance: max |log-prob "
-          f"difference| {exported.max_abs_diff:.2g} from the trained run)")  # fmt: skip
+    print(
+        f"{exported.folder}: loads with {exported.interface} (checked on a test utterance: max |log-prob "
+        f"difference| {exported.max_abs_diff:.2g} from the trained run)"
+    )
     return 0
 
 
@@ -189,8 +210,8 @@ def cmd_push(args):
 def _run_on_files(args, command):
     import tempfile
 
-    from speechbrain_xfer.hub.export import ExportError, load_export
     from speechbrain_xfer.hub.inference import classify_files, format_table, transcribe_files
+    from speechbrain_xfer.hub.loading import ExportError, load_export
 
     with tempfile.TemporaryDirectory() as savedir:
         try:
@@ -204,8 +225,12 @@ def _run_on_files(args, command):
     print(json.dumps(rows, indent=1) if args.json else format_table(rows, columns))
     failed = sum("error" in row for row in rows)
     if failed:
-        logger.error("%d of %d files could not be %s (see above)", failed, len(rows),
-                     "classified" if command == "classify" else "transcribed")  # fmt: skip
+        logger.error(
+            "%d of %d files could not be %s (see above)",
+            failed,
+            len(rows),
+            "classified" if command == "classify" else "transcribed",
+        )
     return 1 if failed else 0
 
 
@@ -274,7 +299,7 @@ def _add_grid_options(parser, out, shots):
 
 
 def build_parser():
-    from speechbrain_xfer.data.synth import TASKS
+    from speechbrain_xfer.synthspeech.synth import TASKS
 
     parser = argparse.ArgumentParser(prog="sbx", description="Transfer learning for speech with SpeechBrain.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -335,8 +360,7 @@ def build_parser():
     push.set_defaults(func=cmd_push)
 
     _add_inference_parser(commands, "classify", "classify audio files with an exported model", cmd_classify)
-    _add_inference_parser(commands, "transcribe", "transcribe audio files with an exported CTC model",
-                          cmd_transcribe)  # fmt: skip
+    _add_inference_parser(commands, "transcribe", "transcribe audio files with an exported CTC model", cmd_transcribe)
     return parser
 
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from speechbrain_xfer.data.synth import TASKS, SynthOptions, read_manifest, synthesize_task, write_manifest
+from speechbrain_xfer.synthspeech.synth import TASKS, SynthOptions, read_manifest, synthesize_task, write_manifest
 
 TINY = SynthOptions(seed=7, num_speakers=8, scale=0.25)
 

@@ -12,7 +12,7 @@ done with the same options is skipped.
 import os
 import sys
 
-from speechbrain_xfer.data.synth import SynthOptions, synthesize_task
+from speechbrain_xfer.synthspeech.synth import SynthOptions, synthesize_task
 
 
 def prepare_synthspeech(data_folder, task, seed=1234, num_speakers=60, scale=1.0, jobs=None):
@@ -25,7 +25,7 @@ def prepare_synthspeech(data_folder, task, seed=1234, num_speakers=60, scale=1.0
     task : str
         One of ``words``, ``intent``, ``emotion``, ``asr``.
     seed, num_speakers, scale : int, int, float
-        Corpus options (see ``speechbrain_xfer.data.synth.SynthOptions``).
+        Corpus options (see ``speechbrain_xfer.synthspeech.synth.SynthOptions``).
     jobs : int, optional
         Worker processes; all cores by default.
 

@@ -46,9 +46,11 @@ class UtteranceClassifierBrain(TransferBrain):
         for target, encoder in (getattr(self.hparams, "label_encoders", None) or {}).items():
             n_classes = heads[target].n_classes
             if n_classes != len(encoder):
-                raise ValueError(f"the {target!r} head has n_classes: {n_classes} but the training manifest has "
-                                 f"{len(encoder)} labels ({', '.join(map(str, encoder.ind2lab.values()))}); "
-                                 f"set n_classes: {len(encoder)} in the YAML")  # fmt: skip
+                raise ValueError(
+                    f"the {target!r} head has n_classes: {n_classes} but the training manifest has "
+                    f"{len(encoder)} labels ({', '.join(map(str, encoder.ind2lab.values()))}); "
+                    f"set n_classes: {len(encoder)} in the YAML"
+                )
 
     def compute_forward(self, batch, stage):
         batch = batch.to(self.device)
@@ -113,8 +115,13 @@ class UtteranceClassifierBrain(TransferBrain):
             return
         stats, confusions = self.classification_stats()
         stats = {"loss": stage_loss, **stats}
-        self.end_evaluation(stage, epoch, stats, checkpoint_meta={"accuracy": stats["accuracy"]},
-                            annealing_metric=1.0 - stats["accuracy"])  # fmt: skip
+        self.end_evaluation(
+            stage,
+            epoch,
+            stats,
+            checkpoint_meta={"accuracy": stats["accuracy"]},
+            annealing_metric=1.0 - stats["accuracy"],
+        )
         folder = getattr(self.hparams, "output_folder", None)
         if stage == sb.Stage.TEST and folder is not None:
             self._write_confusions(confusions, folder)
@@ -134,8 +141,10 @@ class UtteranceClassifierBrain(TransferBrain):
         for target in self.hparams.targets:
             encoder = self.hparams.label_encoders[target]
             header += [target, f"predicted_{target}"]
-            columns += [encoder.decode_ndim(torch.cat(self._targets[target])),
-                        encoder.decode_ndim(torch.cat(self._predictions[target]))]  # fmt: skip
+            columns += [
+                encoder.decode_ndim(torch.cat(self._targets[target])),
+                encoder.decode_ndim(torch.cat(self._predictions[target])),
+            ]
         with open(os.path.join(folder, "predictions.tsv"), "w") as f:
             for row in [header, *zip(*columns)]:
                 f.write("\t".join(row) + "\n")

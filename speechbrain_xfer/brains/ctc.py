@@ -42,7 +42,7 @@ class CTCBrain(TransferBrain):
     Example
     -------
     >>> import torch
-    >>> from speechbrain_xfer.data.dataio import CharTokenizer
+    >>> from speechbrain_xfer.data.tokenizers import CharTokenizer
     >>> from speechbrain_xfer.encoders.conv import ConvEncoder
     >>> from speechbrain_xfer.lobes import CTCHead
     >>> tok = CharTokenizer.load_or_create(getfixture("tmp_path") / "chars.txt", ["hi ho"])
@@ -62,12 +62,16 @@ class CTCBrain(TransferBrain):
         tokenizer = self.hparams.tokenizer
         self.blank_index = getattr(self.hparams, "blank_index", tokenizer.blank_index)
         if self.blank_index != tokenizer.blank_index:
-            raise ValueError(f"blank_index is {self.blank_index} but the tokenizer's blank is "
-                             f"{tokenizer.blank_index}; drop blank_index or set it to the tokenizer's")  # fmt: skip
+            raise ValueError(
+                f"blank_index is {self.blank_index} but the tokenizer's blank is "
+                f"{tokenizer.blank_index}; drop blank_index or set it to the tokenizer's"
+            )
         n_tokens = getattr(self.modules.ctc_head, "n_tokens", len(tokenizer))
         if n_tokens != len(tokenizer):
-            raise ValueError(f"ctc_head has {n_tokens} outputs but the tokenizer has {len(tokenizer)} tokens; "
-                             f"build the head with n_tokens = len(tokenizer)")  # fmt: skip
+            raise ValueError(
+                f"ctc_head has {n_tokens} outputs but the tokenizer has {len(tokenizer)} tokens; "
+                f"build the head with n_tokens = len(tokenizer)"
+            )
         self.summary_metric = getattr(self.hparams, "select_by", "CER")
         if self.summary_metric not in ("CER", "WER"):
             raise ValueError(f"select_by is {self.summary_metric!r}; use 'CER' or 'WER'")
@@ -140,8 +144,10 @@ class CTCBrain(TransferBrain):
         for utt_id, n_frames, n_tokens in zip(ids, frames.round().tolist(), targets.round().tolist()):
             if n_frames < n_tokens and utt_id not in self._warned_short:
                 self._warned_short.add(utt_id)
-                logger.warning(f"utterance {utt_id}: {int(n_tokens)} tokens but only {int(n_frames)} encoder "
-                               f"frames, so CTC cannot learn it; use less subsampling or larger tokens")  # fmt: skip
+                logger.warning(
+                    f"utterance {utt_id}: {int(n_tokens)} tokens but only {int(n_frames)} encoder "
+                    f"frames, so CTC cannot learn it; use less subsampling or larger tokens"
+                )
 
     def on_stage_start(self, stage, epoch=None):
         super().on_stage_start(stage, epoch)
@@ -158,8 +164,13 @@ class CTCBrain(TransferBrain):
             "WER": self.wer_metric.summarize("error_rate"),
             "CER": self.cer_metric.summarize("error_rate"),
         }
-        self.end_evaluation(stage, epoch, stats, checkpoint_meta={"WER": stats["WER"], "CER": stats["CER"]},
-                            annealing_metric=stats[self.summary_metric])  # fmt: skip
+        self.end_evaluation(
+            stage,
+            epoch,
+            stats,
+            checkpoint_meta={"WER": stats["WER"], "CER": stats["CER"]},
+            annealing_metric=stats[self.summary_metric],
+        )
         if stage == sb.Stage.TEST:
             self._write_wer()
 

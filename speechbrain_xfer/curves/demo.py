@@ -62,10 +62,19 @@ def pretrain(out, corpus, recipes_root, threads=None, stages=SOURCE_STAGES):
         if _exported(encoder):
             logger.info("source encoder found in %s", encoder)
         else:
-            command = [sys.executable, os.path.join(recipes_root, "pretrain", script),
-                       os.path.join(recipes_root, "pretrain", "hparams", yaml), "--data_folder",
-                       os.path.join(corpus, data), "--output_folder", folder, "--export_folder", encoder,
-                       *(["--pretrained_source", previous] if previous else []), "--noprogressbar"]  # fmt: skip
+            command = [
+                sys.executable,
+                os.path.join(recipes_root, "pretrain", script),
+                os.path.join(recipes_root, "pretrain", "hparams", yaml),
+                "--data_folder",
+                os.path.join(corpus, data),
+                "--output_folder",
+                folder,
+                "--export_folder",
+                encoder,
+                *(["--pretrained_source", previous] if previous else []),
+                "--noprogressbar",
+            ]
             log = os.path.join(folder, "log.txt")
             logger.info("source stage %s (%s on %s); log: %s", yaml, script, data, log)
             os.makedirs(folder, exist_ok=True)
@@ -82,7 +91,7 @@ def run_demo(out, synth_options, recipes_root, jobs=2, encoder="conv"):
     ``encoder="hf"``: the hub-format encoder's source stages and ``hf_*`` recipes instead, with the report
     in ``<out>/hf``; the corpus and the ConvEncoder's CTC stage (its teacher) are shared with the default demo.
     """
-    from speechbrain_xfer.data.synth import TASKS, synthesize_task
+    from speechbrain_xfer.synthspeech.synth import TASKS, synthesize_task
 
     start = time.perf_counter()
     corpus = os.path.join(out, "data")
@@ -103,14 +112,26 @@ def run_demo(out, synth_options, recipes_root, jobs=2, encoder="conv"):
 
     # Training from scratch needs no pretrained encoder: those runs take the
     # other core while the pretraining runs; the transfer runs follow it.
-    failed = run_grid(runs, recipes_root, corpus, source, jobs=jobs, extra_overrides=["--noprogressbar"],
-                      before=pretrain_encoder, task_sources=task_sources(out, DEMO_TASKS))  # fmt: skip
+    failed = run_grid(
+        runs,
+        recipes_root,
+        corpus,
+        source,
+        jobs=jobs,
+        extra_overrides=["--noprogressbar"],
+        before=pretrain_encoder,
+        task_sources=task_sources(out, DEMO_TASKS),
+    )
     summaries = read_summaries(runs)
     rows = write_report(summaries, report_folder, methods_order=methods)
     if not hf:  # the forgetting measure decodes the ConvEncoder source's own test set
         report_forgetting(runs, summaries, source, corpus, out)
-    logger.info("demo done in %.0f s: %d runs in %s (curves.csv, curves.md, curves.png)",
-                time.perf_counter() - start, len(rows), report_folder)  # fmt: skip
+    logger.info(
+        "demo done in %.0f s: %d runs in %s (curves.csv, curves.md, curves.png)",
+        time.perf_counter() - start,
+        len(rows),
+        report_folder,
+    )
     for report in ("curves.md", "forgetting.md"):
         if os.path.isfile(os.path.join(report_folder, report)):
             with open(os.path.join(report_folder, report)) as f:

@@ -55,7 +55,7 @@ def source_error_rates(source_export, encoder_states, test_csv, data_folder, pro
         ``{name: {"CER": float, "WER": float}}``.
     """
     from speechbrain_xfer.data.dataio import read_mono_16k
-    from speechbrain_xfer.hub.export import load_export
+    from speechbrain_xfer.hub.loading import load_export
 
     with open(test_csv, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -81,8 +81,14 @@ def source_error_rates(source_export, encoder_states, test_csv, data_folder, pro
 
 def forgetting_rows(runs, summaries, source_export, corpus, progress=True):
     """One row per fine-tuned intent run at 10 shots: its source CER next to the pretrained encoder's."""
-    chosen = [run for run in runs if run.task == FORGETTING_TASK and run.shots == FORGETTING_SHOTS
-              and run.method in FORGETTING_METHODS and run in summaries]  # fmt: skip
+    chosen = [
+        run
+        for run in runs
+        if run.task == FORGETTING_TASK
+        and run.shots == FORGETTING_SHOTS
+        and run.method in FORGETTING_METHODS
+        and run in summaries
+    ]
     if not chosen:
         return []
     states = {"pretrained": None}
@@ -97,10 +103,18 @@ def forgetting_rows(runs, summaries, source_export, corpus, progress=True):
         rate = rates.get(f"{run.method} seed {run.seed}")
         if rate is None:
             continue
-        rows.append({"task": run.task, "method": run.method, "shots": run.shots, "seed": run.seed,
-                     "source_CER": round(rate["CER"], 2), "source_WER": round(rate["WER"], 2),
-                     "pretrained_CER": round(rates["pretrained"]["CER"], 2),
-                     "test_accuracy": round(summaries[run]["test"]["accuracy"], 4)})  # fmt: skip
+        rows.append(
+            {
+                "task": run.task,
+                "method": run.method,
+                "shots": run.shots,
+                "seed": run.seed,
+                "source_CER": round(rate["CER"], 2),
+                "source_WER": round(rate["WER"], 2),
+                "pretrained_CER": round(rates["pretrained"]["CER"], 2),
+                "test_accuracy": round(summaries[run]["test"]["accuracy"], 4),
+            }
+        )
     return rows
 
 
@@ -110,13 +124,17 @@ def write_forgetting(rows, out):
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    lines = [f"#### forgetting: source test CER (%) after fine-tuning on {FORGETTING_TASK}, "
-             f"{FORGETTING_SHOTS} shots", "",
-             "| method | seed | source CER | pretrained CER | intent test accuracy (%) |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"#### forgetting: source test CER (%) after fine-tuning on {FORGETTING_TASK}, {FORGETTING_SHOTS} shots",
+        "",
+        "| method | seed | source CER | pretrained CER | intent test accuracy (%) |",
+        "|---|---|---|---|---|",
+    ]
     for row in rows:
-        lines.append(f"| {row['method']} | {row['seed']} | {row['source_CER']:.1f} | {row['pretrained_CER']:.1f} | "
-                     f"{100 * row['test_accuracy']:.1f} |")  # fmt: skip
+        lines.append(
+            f"| {row['method']} | {row['seed']} | {row['source_CER']:.1f} | {row['pretrained_CER']:.1f} | "
+            f"{100 * row['test_accuracy']:.1f} |"
+        )
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out, "forgetting.md"), "w") as f:
         f.write(text)
@@ -137,6 +155,7 @@ def report_forgetting(runs, summaries, source_export, corpus, out):
     rows = forgetting_rows(runs, summaries, source_export, corpus, progress=False)
     if rows:
         write_forgetting(rows, out)
-        logger.info("forgetting: source CER of %d fine-tuned encoders in %s", len(rows),
-                    os.path.join(out, "forgetting.md"))  # fmt: skip
+        logger.info(
+            "forgetting: source CER of %d fine-tuned encoders in %s", len(rows), os.path.join(out, "forgetting.md")
+        )
     return rows

@@ -112,9 +112,18 @@ def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrid
     data = os.path.join(corpus_root, spec.corpus)
     train_csv = os.path.join(data, "train.csv" if run.shots == "all" else f"train_{spec.subset}{run.shots}.csv")
     command = [
-        sys.executable, os.path.join(recipe, "train.py"), os.path.join(recipe, "hparams", f"{run.method}.yaml"),
-        "--data_folder", data, "--train_csv", train_csv, "--seed", str(run.seed), "--output_folder", run.folder,
-    ]  # fmt: skip
+        sys.executable,
+        os.path.join(recipe, "train.py"),
+        os.path.join(recipe, "hparams", f"{run.method}.yaml"),
+        "--data_folder",
+        data,
+        "--train_csv",
+        train_csv,
+        "--seed",
+        str(run.seed),
+        "--output_folder",
+        run.folder,
+    ]
     if run.method != "scratch":  # hf_scratch takes its architecture from the pretrained source
         sources = task_sources if run.encoder == "conv" else None  # the later source stages are ConvEncoders
         command += ["--pretrained_source", (sources or {}).get(run.task, pretrained_source)]
@@ -123,7 +132,7 @@ def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrid
 
 def prepare_subsets(runs, corpus_root):
     """Writes the sentence-count training subsets (``train_n{N}.csv``) that the grid's ASR runs need."""
-    from speechbrain_xfer.data.kshot import write_sentence_subsets
+    from speechbrain_xfer.synthspeech.kshot import write_sentence_subsets
 
     wanted = {}
     for run in runs:
@@ -155,8 +164,18 @@ def _execute(run, command, threads):
     return run, code, time.perf_counter() - start
 
 
-def run_grid(runs, recipes_root, corpus_root, pretrained_source, jobs=1, extra_overrides=(), progress=True,
-             threads=None, before=None, task_sources=None):  # fmt: skip
+def run_grid(
+    runs,
+    recipes_root,
+    corpus_root,
+    pretrained_source,
+    jobs=1,
+    extra_overrides=(),
+    progress=True,
+    threads=None,
+    before=None,
+    task_sources=None,
+):
     """Runs the pending runs, ``jobs`` at a time; returns the runs that failed.
 
     The cores are shared: each of the ``jobs`` processes gets ``threads``
@@ -171,14 +190,21 @@ def run_grid(runs, recipes_root, corpus_root, pretrained_source, jobs=1, extra_o
     pending = [r for r in runs if not os.path.isfile(r.summary_path)]
     # Longest first (fine-tuning on many shots), so that the last runs are short ones.
     pending.sort(key=lambda r: (r.method == "frozen", -(math.inf if r.shots == "all" else r.shots)))
-    logger.info("%d runs in the grid, %d already done, %d to run, %d at a time",
-                len(runs), len(runs) - len(pending), len(pending), jobs)  # fmt: skip
+    logger.info(
+        "%d runs in the grid, %d already done, %d to run, %d at a time",
+        len(runs),
+        len(runs) - len(pending),
+        len(pending),
+        jobs,
+    )
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     independent = [r for r in pending if before is not None and r.method == "scratch"]
     dependent = [r for r in pending if r not in independent]
     failed = []
-    with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(total=len(pending), disable=not progress,
-                                                             desc="runs", unit="run") as bar:  # fmt: skip
+    with (
+        ThreadPoolExecutor(max_workers=jobs) as pool,
+        tqdm(total=len(pending), disable=not progress, desc="runs", unit="run") as bar,
+    ):
 
         def submit(batch):
             return [
@@ -187,7 +213,7 @@ def run_grid(runs, recipes_root, corpus_root, pretrained_source, jobs=1, extra_o
                     r,
                     run_command(r, recipes_root, corpus_root, pretrained_source, extra_overrides, task_sources),
                     threads,
-                )  # fmt: skip
+                )
                 for r in batch
             ]
 

@@ -77,18 +77,20 @@ def curve_rows(summaries):
         reached = None
         if target is not None:
             reached = steps_to_reach(summary["valid_history"], target, summary["higher_is_better"])
-        rows.append({
-            "task": run.task,
-            "method": run.base_method,
-            "shots": run.shots,
-            "seed": run.seed,
-            "metric": summary["metric"],
-            "value": round(summary["test"][summary["metric"]], 4),
-            "train_time_s": round(summary["train_time_s"], 1),
-            "steps": summary["steps"],
-            "steps_to_scratch": "" if reached is None else reached,
-            "encoder": run.encoder,
-        })  # fmt: skip
+        rows.append(
+            {
+                "task": run.task,
+                "method": run.base_method,
+                "shots": run.shots,
+                "seed": run.seed,
+                "metric": summary["metric"],
+                "value": round(summary["test"][summary["metric"]], 4),
+                "train_time_s": round(summary["train_time_s"], 1),
+                "steps": summary["steps"],
+                "steps_to_scratch": "" if reached is None else reached,
+                "encoder": run.encoder,
+            }
+        )
     return rows
 
 
@@ -139,9 +141,12 @@ def markdown_tables(rows, methods_order=None):
         methods = [m for m in (methods_order or sorted(by_method)) if m in by_method]
         seeds = max(n for cells in by_method.values() for _, _, n in cells.values())
         unit, scale = ("sentences" if task == "asr" else "shots"), percent(metric)
-        lines = [f"### {task}: test {metric} (%), mean +- std over {seeds} seed(s)", "",
-                 "| method | " + " | ".join(f"{s} {unit}" if s != "all" else "all" for s in shots) + " |",
-                 "|---|" + "---|" * len(shots)]  # fmt: skip
+        lines = [
+            f"### {task}: test {metric} (%), mean +- std over {seeds} seed(s)",
+            "",
+            "| method | " + " | ".join(f"{s} {unit}" if s != "all" else "all" for s in shots) + " |",
+            "|---|" + "---|" * len(shots),
+        ]
         for method in methods:
             cells = []
             for s in shots:
@@ -172,8 +177,13 @@ def plot_curves(rows, path, methods_order=None):
             means = [percent(metric) * by_method[method][s][0] for s in numeric]
             stds = [percent(metric) * by_method[method][s][1] for s in numeric]
             (line,) = ax.plot(numeric, means, marker="o", label=method)
-            ax.fill_between(numeric, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
-                            color=line.get_color(), alpha=0.15)  # fmt: skip
+            ax.fill_between(
+                numeric,
+                [m - s for m, s in zip(means, stds)],
+                [m + s for m, s in zip(means, stds)],
+                color=line.get_color(),
+                alpha=0.15,
+            )
         ax.set_xscale("log")
         ax.set_xlabel(shots_label(task))
         ax.set_ylabel(f"test {metric} (%)")

@@ -27,11 +27,18 @@ def tuning_rows(summaries_by_lr):
     for lr, summaries in summaries_by_lr.items():
         for run, summary in sorted(summaries.items(), key=lambda item: item[0].sort_key):
             valid = best_valid(summary)
-            rows.append({
-                "task": run.task, "method": run.method, "shots": run.shots, "seed": run.seed, "lr": lr,
-                "metric": summary["metric"], "steps": summary["steps"],
-                "valid": "" if valid is None else round(valid * percent(summary["metric"]), 2),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "task": run.task,
+                    "method": run.method,
+                    "shots": run.shots,
+                    "seed": run.seed,
+                    "lr": lr,
+                    "metric": summary["metric"],
+                    "steps": summary["steps"],
+                    "valid": "" if valid is None else round(valid * percent(summary["metric"]), 2),
+                }
+            )
     return rows
 
 
@@ -63,8 +70,10 @@ def choose(rows):
 def markdown_table(chosen, lrs):
     """The tuning table of :func:`choose`'s result: mean validation score per method and learning rate,
     the chosen one in bold."""
-    lines = ["| task | method | shots | " + " | ".join(f"lr {lr}" for lr in lrs) + " | chosen |",
-             "|---" * (len(lrs) + 4) + "|"]  # fmt: skip
+    lines = [
+        "| task | method | shots | " + " | ".join(f"lr {lr}" for lr in lrs) + " | chosen |",
+        "|---" * (len(lrs) + 4) + "|",
+    ]
     for (task, method, shots), (best, means) in sorted(chosen.items(), key=lambda item: str(item[0])):
         cells = [(f"**{means[lr]:.1f}**" if lr == best else f"{means[lr]:.1f}") if lr in means else "" for lr in lrs]
         lines.append(f"| {task} | {method} | {shots} | " + " | ".join(cells) + f" | {best} |")

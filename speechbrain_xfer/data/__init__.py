@@ -1,1 +1,2 @@
-"""Data tools: the SynthSpeech corpus, k-shot subsets, audio checks."""
+"""General data loading: audio checks, dataio pipelines, tokenizers, batches by duration, augmentation,
+and the frozen-encoder feature cache."""

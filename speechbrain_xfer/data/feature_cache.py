@@ -56,7 +56,7 @@ workers); later epochs only read files (or memory) anyway.
 
 Cached and uncached outputs agree to float precision over each utterance's
 valid frames when the encoder masks padding (ConvEncoder does) and the
-Brain's lengths are exact to the frame (:func:`frame_lengths`).
+Brain's lengths are exact to the frame (:func:`speechbrain_xfer.lobes.features.frame_lengths`).
 """
 
 import contextlib
@@ -70,11 +70,9 @@ import torch
 from speechbrain.utils.data_pipeline import CachedDynamicItem
 
 from speechbrain_xfer.data.dataio import read_mono_16k
+from speechbrain_xfer.data.fingerprints import audio_fingerprint, front_end_fingerprint, front_end_tensors
 
 logger = logging.getLogger(__name__)
-
-FORMAT_VERSION = 1
-"""Part of every fingerprint: bump it when what an item holds changes."""
 
 
 def feature_cache_applies(hparams):
@@ -111,8 +109,9 @@ def feature_cache_applies(hparams):
         reasons.append("the encoder trains (freeze_encoder is not True)")
     norm = hparams.get("mean_var_norm")
     if norm is not None and getattr(norm, "norm_type", None) != "sentence":
-        reasons.append(f"mean_var_norm ({type(norm).__name__}, norm_type={getattr(norm, 'norm_type', None)!r}) is "
-                       f"not per sentence")  # fmt: skip
+        reasons.append(
+            f"mean_var_norm ({type(norm).__name__}, norm_type={getattr(norm, 'norm_type', None)!r}) is not per sentence"
+        )
     for name, regularizer in (hparams.get("regularizers") or {}).items():
         if "encoder_input" in getattr(regularizer, "inputs", ()):
             reasons.append(f"regularizer {name!r} needs the encoder's input")
@@ -121,8 +120,17 @@ def feature_cache_applies(hparams):
     return not reasons
 
 
-def add_feature_cache(datasets, cache_root, encoder, compute_features=None, mean_var_norm=None, memory_mb=1024,
-                      wav_augment=None, views=0, train_split="train"):  # fmt: skip
+def add_feature_cache(
+    datasets,
+    cache_root,
+    encoder,
+    compute_features=None,
+    mean_var_norm=None,
+    memory_mb=1024,
+    wav_augment=None,
+    views=0,
+    train_split="train",
+):
     """Adds the dynamic item ``encoded`` to ``datasets`` and outputs it instead of ``sig``.
 
     Arguments
@@ -162,8 +170,15 @@ def add_feature_cache(datasets, cache_root, encoder, compute_features=None, mean
         if int(views) < 0:
             raise ValueError(f"views must be 0 (training split uncached) or more, not {views!r}")
         if int(views) > 0:
-            augmented = FrozenEncoderCache(cache_root, encoder, compute_features, mean_var_norm, memory_mb,
-                                           wav_augment=wav_augment, views=int(views))  # fmt: skip
+            augmented = FrozenEncoderCache(
+                cache_root,
+                encoder,
+                compute_features,
+                mean_var_norm,
+                memory_mb,
+                wav_augment=wav_augment,
+                views=int(views),
+            )
             _use_item([datasets[train_split]], augmented)
         datasets = [d for key, d in datasets.items() if key != train_split]
     datasets = list(datasets.values()) if isinstance(datasets, dict) else list(datasets)
@@ -218,8 +233,9 @@ class FrozenEncoderCache(CachedDynamicItem):
     ['a.pt']
     """
 
-    def __init__(self, cache_root, encoder, compute_features=None, mean_var_norm=None, memory_mb=1024,
-                 wav_augment=None, views=1):  # fmt: skip
+    def __init__(
+        self, cache_root, encoder, compute_features=None, mean_var_norm=None, memory_mb=1024, wav_augment=None, views=1
+    ):
         self.front_end = {"compute_features": compute_features, "mean_var_norm": mean_var_norm, "encoder": encoder}
         if wav_augment is not None:
             self.front_end = {"wav_augment": wav_augment, **self.front_end}
@@ -229,7 +245,7 @@ class FrozenEncoderCache(CachedDynamicItem):
                 raise TypeError(f"{role} must be a torch.nn.Module, not {type(module).__name__}")
         self.cache_root = cache_root
         self.fingerprint = front_end_fingerprint(self.front_end)
-        self._tracked = [tensor for _, tensor in _tensors(self.front_end)]
+        self._tracked = [tensor for _, tensor in front_end_tensors(self.front_end)]
         self._token = self._state_token()
         self.memory_limit = memory_mb * 2**20
         self._memory, self._memory_bytes = {}, 0
@@ -241,16 +257,16 @@ class FrozenEncoderCache(CachedDynamicItem):
         self._follow_front_end()
         if "wav_augment" in self.front_end:
             uid = f"{uid}.view{random.randrange(self.views)}"
-        audio = _audio_fingerprint(wav)
+        audio = audio_fingerprint(wav)
         kept = self._memory.get(uid)
         if kept is not None and kept[0] == audio:
             return kept[1]
-        cached = self._load(uid)
+        cached = self._read_item(uid)
         if cached is not None and cached["audio"] == audio:
             encoded = cached["encoded"]
         else:
             encoded = self.encode(wav, view=uid)
-            self._cache({"audio": audio, "encoded": encoded}, uid)
+            self._write_item({"audio": audio, "encoded": encoded}, uid)
         self._keep(uid, audio, encoded)
         return encoded
 
@@ -282,7 +298,7 @@ class FrozenEncoderCache(CachedDynamicItem):
         if token == self._token:
             return
         self._token = token
-        self._tracked = [tensor for _, tensor in _tensors(self.front_end)]
+        self._tracked = [tensor for _, tensor in front_end_tensors(self.front_end)]
         fingerprint = front_end_fingerprint(self.front_end)
         if fingerprint != self.fingerprint:
             logger.info("The front end changed; caching its outputs in a new folder")
@@ -304,8 +320,13 @@ class FrozenEncoderCache(CachedDynamicItem):
             self._memory[uid] = (audio, encoded)
             self._memory_bytes += _nbytes(encoded)
 
-    def _load(self, uid):
-        path = self._uid2path(uid)
+    # CachedDynamicItem's own reading and writing (its private _load and _cache) are not used: these read
+    # with weights_only, survive a cut-short file and write atomically.
+    def _item_path(self, uid):
+        return self.cache_location / f"{uid}.pt"
+
+    def _read_item(self, uid):
+        path = self._item_path(uid)
         if not path.exists():
             return None
         try:
@@ -314,106 +335,12 @@ class FrozenEncoderCache(CachedDynamicItem):
             logger.warning("Recomputing the unreadable cache item %s: %s", path, error)
             return None
 
-    def _cache(self, result, uid):
-        path = self._uid2path(uid)
+    def _write_item(self, result, uid):
+        path = self._item_path(uid)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         torch.save(result, tmp)
         os.replace(tmp, path)
-
-
-def front_end_fingerprint(modules):
-    """SHA-256 of the modules' classes, plain settings and tensors (``{role: module or None}``).
-
-    Example
-    -------
-    >>> a = front_end_fingerprint({"encoder": torch.nn.Linear(2, 2)})
-    >>> a == front_end_fingerprint({"encoder": torch.nn.Linear(2, 2)})  # other random weights
-    False
-    """
-    digest = hashlib.sha256(f"speechbrain_xfer feature cache {FORMAT_VERSION}".encode())
-    for role, module in modules.items():
-        digest.update(f"|{role}:".encode())
-        if module is None:
-            continue
-        for name, sub in module.named_modules():
-            settings = {k: v for k, v in vars(sub).items() if not k.startswith("_") and k not in ("training", "device")}
-            plain = {k: v for k, v in settings.items() if _is_plain(v)}
-            digest.update(f"|{name}:{type(sub).__module__}.{type(sub).__qualname__}{sorted(plain.items())}".encode())
-    for name, tensor in _tensors(modules):
-        digest.update(f"|{name}:{tensor.dtype}{tuple(tensor.shape)}".encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
-
-
-def frame_lengths(compute_features, lengths, num_samples, num_frames):
-    """Relative lengths of the feature frames, exact to the frame, for STFT-based features.
-
-    SpeechBrain hands the waveforms' relative lengths to the features as
-    they are. Rounded to frames they can miss or add an utterance's last frame
-    (InputNormalization's mask rounds up, the poolings round to nearest),
-    depending on how long the batch's longest utterance is, so an
-    utterance's normalized features would change with its batch. A centered
-    STFT gives ``1 + samples // hop`` frames; these lengths say exactly that.
-
-    Arguments
-    ---------
-    compute_features : torch.nn.Module
-        ``Fbank``, ``MFCC`` or anything with a SpeechBrain ``compute_STFT``;
-        for other front ends ``lengths`` is returned unchanged.
-    lengths : torch.Tensor
-        Relative lengths of the waveforms.
-    num_samples : int
-        Padded length of the waveforms.
-    num_frames : int
-        Padded length of the features.
-
-    Returns
-    -------
-    torch.Tensor
-        Relative lengths ``l`` with ``round(l * num_frames)`` and
-        ``ceil(l * num_frames - 1e-6)`` both the exact frame count.
-
-    Example
-    -------
-    >>> from speechbrain.lobes.features import Fbank
-    >>> fbank = Fbank(n_mels=40)
-    >>> feats = fbank(torch.zeros(2, 16000))  # 1 + 16000 // 160 frames
-    >>> lengths = torch.tensor([1.0, 0.5])  # 8000 samples: 51 frames
-    >>> (lengths * feats.shape[1]).round().tolist()
-    [101.0, 50.0]
-    >>> (frame_lengths(fbank, lengths, 16000, feats.shape[1]) * feats.shape[1]).round().tolist()
-    [101.0, 51.0]
-    """
-    stft = getattr(compute_features, "compute_STFT", None)
-    if stft is None:
-        return lengths
-    samples = torch.round(lengths * num_samples)
-    padding = stft.n_fft // 2 if stft.center else 0
-    frames = (torch.div(samples + 2 * padding - stft.n_fft, stft.hop_length, rounding_mode="floor") + 1).clamp(min=1)
-    if int(frames.max()) != num_frames:  # not the STFT this formula describes: keep SpeechBrain's lengths
-        return lengths
-    relative = frames / num_frames
-    # One float below the ratio: in float32 ``ratio * num_frames`` can land a hair above the count, which a
-    # mask that rounds up would read as one more frame.
-    below = torch.nextafter(relative, torch.zeros_like(relative))
-    return torch.where(frames < num_frames, below, relative)
-
-
-def _tensors(modules):
-    """(name, tensor) of each module's state dict, and of tensors kept as plain attributes (global statistics)."""
-    for role, module in modules.items():
-        if module is None:
-            continue
-        # Trained tensors that act after the cached part (an HFEncoder's layer weights) do not change it.
-        excluded = set(getattr(module, "cache_excluded", ()))
-        for name, tensor in module.state_dict(keep_vars=True).items():
-            if name not in excluded:
-                yield f"{role}.{name}", tensor
-        for name, sub in module.named_modules():
-            for key, value in vars(sub).items():
-                if isinstance(value, torch.Tensor):
-                    yield f"{role}.{name}.{key}", value
 
 
 def _augment(wav_augment, x, view):
@@ -431,26 +358,16 @@ def _augment(wav_augment, x, view):
     finally:
         random.setstate(state)
     if augmented.shape[0] != 1:
-        raise ValueError(f"wav_augment returned {augmented.shape[0]} waveforms for one: cached augmented versions "
-                         f"need one output per input (Augmenter with concat_original: False and repeat_augment: "
-                         f"1)")  # fmt: skip
+        raise ValueError(
+            f"wav_augment returned {augmented.shape[0]} waveforms for one: cached augmented versions "
+            f"need one output per input (Augmenter with concat_original: False and repeat_augment: "
+            f"1)"
+        )
     return augmented
 
 
 def _nbytes(tensor):
     return tensor.numel() * tensor.element_size()
-
-
-def _is_plain(value):
-    if isinstance(value, (bool, int, float, str, type(None))):
-        return True
-    return isinstance(value, (tuple, list)) and all(_is_plain(v) for v in value)
-
-
-def _audio_fingerprint(wav):
-    path = wav["file"] if isinstance(wav, dict) else wav
-    stat = os.stat(path)
-    return [repr(wav) if isinstance(wav, dict) else os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
 
 
 def _device_of(module, default):

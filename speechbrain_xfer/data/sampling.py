@@ -87,3 +87,49 @@ def item_durations(dataset):
         return [float(data[i]["duration"]) for i in ids]
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def training_sampler(dataset, loader_kwargs, steps_per_epoch=None, length_grouping=8, seed=563375142):
+    """The sampler of a training loader, or None where SpeechBrain's own choice stands.
+
+    With ``steps_per_epoch``, an epoch is that many batches drawn with
+    replacement: validation (and early stopping) then come at the same step
+    counts whatever the size of a k-shot training set. These draws, or a
+    shuffled epoch, are grouped into batches of similar durations
+    (:class:`LengthGroupedSampler`, pools of ``length_grouping`` batches)
+    unless ``length_grouping`` is 0 or the manifest has no duration column.
+    None when the loader neither shuffles nor draws, or has a sampler already.
+    Under DDP the draws cover every process's batches.
+
+    Example
+    -------
+    >>> from speechbrain.dataio.dataset import DynamicItemDataset
+    >>> data = DynamicItemDataset({str(i): {"duration": 1.0 + i} for i in range(6)})
+    >>> type(training_sampler(data, {"batch_size": 2, "shuffle": True})).__name__
+    'LengthGroupedSampler'
+    >>> len(training_sampler(data, {"batch_size": 2}, steps_per_epoch=5, length_grouping=0))
+    10
+    >>> training_sampler(data, {"batch_size": 2}) is None
+    True
+    """
+    random_order = steps_per_epoch or loader_kwargs.get("shuffle", False)
+    if not random_order or loader_kwargs.get("sampler") is not None or loader_kwargs.get("batch_sampler"):
+        return None
+    batch_size, world_size = loader_kwargs.get("batch_size", 1), _world_size()
+    draws = {"seed": seed}
+    if steps_per_epoch:
+        draws.update(replacement=True, num_samples=steps_per_epoch * batch_size * world_size)
+    durations = item_durations(dataset) if length_grouping else None
+    if durations is not None:
+        return LengthGroupedSampler(
+            dataset, durations, group_size=batch_size * world_size, pool_groups=length_grouping, **draws
+        )
+    if steps_per_epoch:
+        return ReproducibleRandomSampler(dataset, **draws)
+    return None
+
+
+def _world_size():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return 1

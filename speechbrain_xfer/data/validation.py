@@ -20,16 +20,14 @@ of a study on the same corpus read each file once.
 import contextlib
 import contextvars
 import csv
-import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 
-import numpy as np
-import soundfile as sf
 import speechbrain as sb
 from tqdm import tqdm
+
+from speechbrain_xfer.data.audio_facts import AudioFactsCache
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +36,6 @@ SAMPLE_RATE = 16000
 
 CACHE_NAME = ".audio_checks.json"
 """The cache of :func:`validate_manifests`, in the data folder (when it can be written)."""
-
-_CACHE_VERSION = 1
-_BLOCK = 1 << 18  # samples read at a time when looking for NaN/inf: bounded memory for long recordings
 
 
 class ManifestError(ValueError):
@@ -122,22 +117,34 @@ def check_manifests(csv_files, data_folder, save_folder, label_columns=(), class
         _check_on_main, args=[csv_files, data_folder, save_folder, label_columns, class_columns, options]
     )
     if report.bad and not options.skip_bad_items:
-        raise ManifestError(f"{report.listing()}\nfix or remove these items (or their manifest rows), or pass "
-                            f"--skip_bad_items=True to train and test without them")  # fmt: skip
+        raise ManifestError(
+            f"{report.listing()}\nfix or remove these items (or their manifest rows), or pass "
+            f"--skip_bad_items=True to train and test without them"
+        )
     return kept
 
 
 def _check_on_main(csv_files, data_folder, save_folder, label_columns, class_columns, options):
     writable = os.path.isdir(data_folder) and os.access(data_folder, os.W_OK)
-    report = validate_manifests(csv_files, data_folder, label_columns, class_columns, options.min_duration,
-                                os.path.join(data_folder, CACHE_NAME) if writable else None,
-                                options.progress)  # fmt: skip
+    report = validate_manifests(
+        csv_files,
+        data_folder,
+        label_columns,
+        class_columns,
+        options.min_duration,
+        os.path.join(data_folder, CACHE_NAME) if writable else None,
+        options.progress,
+    )
     if report.conversion_note():
         logger.info(report.conversion_note())
     if report.shared_ids:
         shown = ", ".join(f"{i} ({' and '.join(s)})" for i, s in list(report.shared_ids.items())[:3])
-        logger.warning("%d IDs are in the manifests of several splits (%s); if they are the same utterances, "
-                       "the test is not held out", len(report.shared_ids), shown)  # fmt: skip
+        logger.warning(
+            "%d IDs are in the manifests of several splits (%s); if they are the same utterances, "
+            "the test is not held out",
+            len(report.shared_ids),
+            shown,
+        )
     if not report.bad or not options.skip_bad_items:
         return report, csv_files
     logger.warning("skip_bad_items: skipping %s", report.listing())
@@ -204,13 +211,16 @@ class ManifestReport:
         if not self.converted:
             return None
         path, rate, channels = self.converted[0]
-        return (f"{len(self.converted)} audio files are not {SAMPLE_RATE // 1000} kHz mono (first: {path}, "
-                f"{rate} Hz, {channels} channels); they are resampled to {SAMPLE_RATE} Hz and down-mixed "
-                f"as they are read")  # fmt: skip
+        return (
+            f"{len(self.converted)} audio files are not {SAMPLE_RATE // 1000} kHz mono (first: {path}, "
+            f"{rate} Hz, {channels} channels); they are resampled to {SAMPLE_RATE} Hz and down-mixed "
+            f"as they are read"
+        )
 
 
-def validate_manifests(csv_files, data_folder, label_columns=(), class_columns=(), min_duration=0.1,
-                       cache_file=None, progress=True):  # fmt: skip
+def validate_manifests(
+    csv_files, data_folder, label_columns=(), class_columns=(), min_duration=0.1, cache_file=None, progress=True
+):
     """Checks every row of the manifests and every audio file they name.
 
     Arguments
@@ -241,7 +251,7 @@ def validate_manifests(csv_files, data_folder, label_columns=(), class_columns=(
 
     Example
     -------
-    >>> import soundfile
+    >>> import numpy as np, soundfile
     >>> folder = getfixture("tmp_path")
     >>> soundfile.write(folder / "a.wav", np.zeros(16000), 16000)
     >>> soundfile.write(folder / "b.wav", np.zeros(800), 8000)
@@ -256,7 +266,7 @@ def validate_manifests(csv_files, data_folder, label_columns=(), class_columns=(
     """
     rows = {split: _read_manifest(path, label_columns) for split, path in csv_files.items()}
     known = {c: {row[c] for _, row in rows.get("train", [])} for c in class_columns}
-    cache = _AudioCache(cache_file)
+    cache = AudioFactsCache(cache_file)
     report = ManifestReport(items={split: len(split_rows) for split, split_rows in rows.items()})
     first_line = {}  # (manifest, ID) -> line where the manifest has it first
     with tqdm(total=sum(report.items.values()), desc="checking manifests", disable=not progress) as bar:
@@ -292,8 +302,10 @@ def _read_manifest(path, label_columns):
         reader = csv.DictReader(f)
         missing = [c for c in ("ID", "wav", *label_columns) if c not in (reader.fieldnames or [])]
         if missing:
-            raise ManifestError(f"{path} has no column {', '.join(map(repr, missing))} (columns: "
-                                f"{reader.fieldnames}); check the manifest or the recipe's label keys")  # fmt: skip
+            raise ManifestError(
+                f"{path} has no column {', '.join(map(repr, missing))} (columns: "
+                f"{reader.fieldnames}); check the manifest or the recipe's label keys"
+            )
         # A short row has None for its missing fields; "" reads the same in every check.
         return [(reader.line_num, {k: v or "" for k, v in row.items() if k is not None}) for row in reader]
 
@@ -326,61 +338,6 @@ def _audio_problems(wav, facts, min_duration, report):
     if not facts["finite"]:
         problems.append("NaN or inf samples")
     return problems
-
-
-def _read_facts(path):
-    """What the recipes need to know about an audio file, or ``{"error": ...}`` when it cannot be used."""
-    if not os.path.isfile(path):
-        return {"error": "missing file"}
-    if os.path.getsize(path) == 0:
-        return {"error": "empty file (0 bytes)"}
-    try:
-        info = sf.info(path)
-        # Every sample is read: only then does a corrupt stream, a truncated file or a NaN show.
-        finite = all(np.isfinite(block).all() for block in sf.blocks(path, blocksize=_BLOCK, dtype="float32"))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
-        return {"error": f"unreadable audio ({error})"}
-    return {"rate": info.samplerate, "channels": info.channels, "frames": info.frames, "finite": bool(finite)}
-
-
-class _AudioCache:
-    """:func:`_read_facts` by path, kept while a file's size and modification time stay the same."""
-
-    def __init__(self, path):
-        self.path, self.entries, self.changed = path, {}, False
-        if path and os.path.isfile(path):
-            try:
-                with open(path) as f:
-                    saved = json.load(f)
-                if saved.get("version") == _CACHE_VERSION:
-                    self.entries = saved["files"]
-            except (OSError, ValueError, KeyError, AttributeError):
-                logger.info("ignoring the unreadable audio check cache %s; it will be rebuilt", path)
-
-    def facts(self, wav):
-        try:
-            stat = os.stat(wav)
-        except OSError:
-            return _read_facts(wav)  # missing: not cached, so that a file put there later is read
-        key, stamp = os.path.abspath(wav), [stat.st_size, stat.st_mtime_ns]
-        entry = self.entries.get(key)
-        if entry is None or entry[0] != stamp:
-            entry = self.entries[key] = [stamp, _read_facts(wav)]
-            self.changed = True
-        return entry[1]
-
-    def save(self):
-        if not (self.path and self.changed):
-            return
-        folder = os.path.dirname(os.path.abspath(self.path))
-        try:
-            # Written beside and renamed: runs started together on one corpus never read half a file.
-            with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".partial", delete=False) as f:
-                json.dump({"version": _CACHE_VERSION, "files": self.entries}, f)
-            os.replace(f.name, self.path)
-        except OSError as error:
-            logger.info("could not save the audio check cache %s (%s); the next run reads the audio again",
-                        self.path, error)  # fmt: skip
 
 
 def write_manifests_without(report, csv_files, folder):

@@ -2,9 +2,9 @@
 
 from speechbrain_xfer.encoders.adapters import AdaptedEncoder, add_adapters, parameter_counts, parameter_summary
 from speechbrain_xfer.encoders.conv import ConvEncoder
-from speechbrain_xfer.encoders.errors import PretrainedSourceError
 from speechbrain_xfer.encoders.hf import SUPPORTED_MODEL_TYPES, HFEncoder
-from speechbrain_xfer.encoders.speechbrain_pretrained import load_speechbrain_modules
+from speechbrain_xfer.pretrained.errors import PretrainedSourceError
+from speechbrain_xfer.pretrained.loading import load_speechbrain_modules
 
 __all__ = [
     "SUPPORTED_MODEL_TYPES",

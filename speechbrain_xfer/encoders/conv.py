@@ -87,8 +87,9 @@ class ConvEncoder(nn.Module):
         # would fit (a stride changes no shape) and the encoder would run at another frame rate.
         self.register_buffer("frame_strides", torch.tensor(strides, dtype=torch.long))
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):  # fmt: skip
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         key = prefix + "frame_strides"
         saved, own = state_dict.get(key), self.frame_strides.tolist()
         if saved is not None and saved.tolist() != own:
@@ -98,8 +99,9 @@ class ConvEncoder(nn.Module):
             )
         # Checkpoints saved before the strides were have none; a mismatch is reported above: keep our own.
         state_dict[key] = self.frame_strides.clone()
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)  # fmt: skip
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def layers(self):
         """The encoder's layers, bottom to top, for freezing and learning-rate schedules."""

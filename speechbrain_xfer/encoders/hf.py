@@ -10,36 +10,26 @@ of the hidden states.
 """
 
 import contextlib
-import json
-import math
 import os
 import tempfile
 
 import huggingface_hub
 import huggingface_hub.constants
 import torch
-import torch.nn.functional as F
 from huggingface_hub.errors import EntryNotFoundError, HFValidationError
 from torch import nn
 
-from speechbrain_xfer.encoders.errors import PretrainedSourceError
-
-# model_type (from config.json) -> family. The self-supervised models share one layout in transformers
-# (feature_extractor, feature_projection, encoder.layers) and one SpeechBrain wrapper.
-SUPPORTED_MODEL_TYPES = {
-    "wav2vec2": "ssl",
-    "hubert": "ssl",
-    "wavlm": "ssl",
-    "whisper": "whisper",
-}
-
-WHISPER_WINDOWS = ("30s", "batch")
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt")
-FEATURE_EXTRACTOR_FILE = "preprocessor_config.json"
-HUB_HINT = (
-    "expected a folder saved with save_pretrained, or a hub id like facebook/wav2vec2-base; "
-    "offline, a hub id must already be in the HF cache"
+from speechbrain_xfer.encoders.hf_sources import (
+    HUB_HINT,
+    SUPPORTED_MODEL_TYPES,
+    WHISPER_WINDOWS,
+    build_wrapper,
+    config_int,
+    read_config,
+    write_config_folder,
 )
+from speechbrain_xfer.encoders.whisper_window import encode_in_batch_window, trim_to_input
+from speechbrain_xfer.pretrained.errors import PretrainedSourceError
 
 
 class HFEncoder(nn.Module):
@@ -129,7 +119,7 @@ class HFEncoder(nn.Module):
         if source is None:
             # No files: the architecture from the config alone, random weights for a checkpoint to replace.
             with tempfile.TemporaryDirectory() as folder:
-                _write_config_folder(folder, config, feature_extractor)
+                write_config_folder(folder, config, feature_extractor)
                 options = dict(freeze_feature_extractor=freeze_feature_extractor, output_layer=output_layer)
                 self.__init__(folder, freeze=freeze, layer_sum=layer_sum, whisper_window=whisper_window, **options)
             self.source = "<config>"
@@ -139,7 +129,7 @@ class HFEncoder(nn.Module):
         # already-downloaded snapshots); the standard HF cache makes hub ids cached by any tool usable offline.
         cache_dir = os.fspath(save_path) if save_path is not None else huggingface_hub.constants.HF_HUB_CACHE
 
-        config = _read_config(self.source, cache_dir)
+        config = read_config(self.source, cache_dir)
         model_type = config.get("model_type")
         if model_type not in SUPPORTED_MODEL_TYPES:
             raise PretrainedSourceError(
@@ -150,8 +140,8 @@ class HFEncoder(nn.Module):
         self.model_type = model_type
         self.family = SUPPORTED_MODEL_TYPES[model_type]
         whisper = self.family == "whisper"
-        self.num_layers = _config_int(config, "encoder_layers" if whisper else "num_hidden_layers", self.source)
-        self._output_dim = _config_int(config, "d_model" if whisper else "hidden_size", self.source)
+        self.num_layers = config_int(config, "encoder_layers" if whisper else "num_hidden_layers", self.source)
+        self._output_dim = config_int(config, "d_model" if whisper else "hidden_size", self.source)
 
         num_states = self.num_layers + 1
         if not -num_states <= output_layer < num_states:
@@ -166,7 +156,7 @@ class HFEncoder(nn.Module):
         self.whisper_window = whisper_window
 
         try:
-            self.wrapper = _build_wrapper(self.family, self.source, cache_dir, freeze, freeze_feature_extractor)
+            self.wrapper = build_wrapper(self.family, self.source, cache_dir, freeze, freeze_feature_extractor)
         except (OSError, EntryNotFoundError, HFValidationError) as err:
             # The config was there, but the weights or the feature-extractor config could not be had (e.g. only
             # config.json is cached and we are offline).
@@ -236,18 +226,8 @@ class HFEncoder(nn.Module):
             self.model.feature_extractor._freeze_parameters()
 
     def train(self, mode=True):
-        """Sets training mode, keeping a frozen encoder in eval mode (no dropout, no layer drop).
-
-        Arguments
-        ---------
-        mode : bool
-            Training mode for the trainable parts.
-
-        Returns
-        -------
-        HFEncoder
-            self
-        """
+        """Sets training mode (``mode``) and returns self, keeping a frozen encoder in eval mode (no dropout,
+        no layer drop)."""
         super().train(mode)
         if self.freeze:
             # A frozen encoder is a fixed feature extractor: its features should not change from call to call.
@@ -369,40 +349,13 @@ class HFEncoder(nn.Module):
         if self.whisper_window == "30s":
             return self.wrapper(wavs)
         with torch.no_grad() if self.freeze else contextlib.nullcontext():
-            return self._encode_whisper_batch_window(wavs)
-
-    def _encode_whisper_batch_window(self, wavs):
-        """Whisper's encoder over the batch's own length (``whisper_window="batch"``).
-
-        transformers' ``WhisperEncoder.forward`` refuses any input but the 30 s window, so its steps are taken
-        here one by one, with the positional table cut to the input.
-        """
-        encoder = self.model.encoder
-        stride = 2 * self.wrapper._hop_length  # samples per encoder frame: one mel hop, then conv2's stride 2
-        frames = min(max(1, math.ceil(wavs.shape[-1] / stride)), encoder.embed_positions.num_embeddings)
-        wavs = wavs[..., : frames * stride]
-        # Two frames of silence past the input give its last frames the right context they have in the 30 s
-        # window (zeros), for the STFT and both convolutions alike; they are cut after the convolutions. The
-        # log-mel's dynamic-range floor (batch maximum - 8) is the same too, as silence never raises the maximum.
-        mel = self.wrapper.log_mel_spectrogram(F.pad(wavs, (0, (frames + 2) * stride - wavs.shape[-1])))
-        hidden = F.gelu(encoder.conv2(F.gelu(encoder.conv1(mel))))[..., :frames].permute(0, 2, 1)
-        hidden = hidden + encoder.embed_positions.weight[:frames]
-        hidden = F.dropout(hidden, p=encoder.dropout, training=encoder.training)
-        for layer in encoder.layers:
-            if encoder.training and encoder.layerdrop > 0 and torch.rand([]) < encoder.layerdrop:
-                continue  # layer drop, as transformers does it
-            hidden = layer(hidden, None)
-            hidden = hidden[0] if isinstance(hidden, tuple) else hidden  # a tuple under transformers 4.x
-        return encoder.layer_norm(hidden)
+            return encode_in_batch_window(self.model.encoder, self.wrapper, wavs)
 
     def _trim(self, states, wavs):
         """Cuts Whisper's 30 s window back to the frames that cover the (longest) input."""
         if self.family != "whisper":
             return states
-        extractor = self.wrapper.feature_extractor
-        # Two encoder frames per mel frame (conv2 has stride 2), one mel frame per hop.
-        frames = math.ceil(wavs.shape[-1] / (2 * extractor.hop_length))
-        return states[:, : max(1, min(frames, states.shape[1]))]
+        return trim_to_input(states, wavs, self.wrapper.feature_extractor.hop_length)
 
     def _hidden_states(self, sink, last):
         """The ``num_layers + 1`` hidden states of the last forward pass, bottom to top."""
@@ -438,107 +391,3 @@ def _capture_output(layer, args, output):
     sink = getattr(layer, "_xfer_sink", None)
     if sink is not None:
         sink[layer._xfer_layer_index] = output[0] if isinstance(output, tuple) else output
-
-
-def _looks_like_path(source):
-    """Whether ``source`` can only be a file-system path (a hub id is ``name`` or ``org/name``)."""
-    return (
-        os.path.isabs(source)
-        or source.startswith((".", "~"))
-        or source.count("/") > 1
-        or (os.sep != "/" and os.sep in source)
-    )
-
-
-def _config_int(config, key, source):
-    """An integer field of config.json (save_pretrained always writes them all)."""
-    try:
-        return int(config[key])
-    except (KeyError, TypeError, ValueError) as err:
-        raise PretrainedSourceError(f"config.json in '{source}' has no usable {key!r}: {HUB_HINT}", source) from err
-
-
-def _read_config(source, cache_dir):
-    """Checks that ``source`` is a usable model, before any weights are read, and returns its config.json.
-
-    Arguments
-    ---------
-    source : str
-        Local folder or hub id.
-    cache_dir : str
-        Hugging Face cache folder.
-
-    Returns
-    -------
-    dict
-        The parsed config.json.
-    """
-    local = os.path.expanduser(source)
-    if os.path.exists(local):
-        if not os.path.isdir(local):
-            raise PretrainedSourceError(f"'{source}' is a file, not a folder: {HUB_HINT}", source)
-        files = os.listdir(local)
-        if "config.json" not in files:
-            raise PretrainedSourceError(f"no config.json in '{source}': {HUB_HINT}", source)
-        if not any(name.endswith(WEIGHT_SUFFIXES) for name in files):
-            raise PretrainedSourceError(
-                f"no weights (*.safetensors, *.bin or *.ckpt) in '{source}': save the model with "
-                f"model.save_pretrained('{source}')",
-                source,
-            )
-        if FEATURE_EXTRACTOR_FILE not in files:
-            # SpeechBrain's wrappers read it (wav2vec 2.0: whether to normalise the waveform; Whisper: the mel
-            # filters), as every hub repo of these models has one.
-            raise PretrainedSourceError(
-                f"no {FEATURE_EXTRACTOR_FILE} in '{source}': save the model's feature extractor there too, e.g. "
-                f"AutoFeatureExtractor.from_pretrained('facebook/wav2vec2-base').save_pretrained('{source}')",
-                source,
-            )
-        config_path = os.path.join(local, "config.json")
-    elif _looks_like_path(source):
-        raise PretrainedSourceError(f"no such folder '{source}': {HUB_HINT}", source)
-    else:
-        try:
-            config_path = huggingface_hub.hf_hub_download(repo_id=source, filename="config.json", cache_dir=cache_dir)
-        except (OSError, EntryNotFoundError, HFValidationError) as err:
-            offline = " (offline: HF_HUB_OFFLINE is set)" if huggingface_hub.constants.HF_HUB_OFFLINE else ""
-            raise PretrainedSourceError(
-                f"'{source}' is not a local folder and its config.json could not be had from the hub or "
-                f"the HF cache '{cache_dir}'{offline}: {HUB_HINT} ({type(err).__name__})",
-                source,
-            ) from err
-    try:
-        with open(config_path, encoding="utf-8") as stream:
-            config = json.load(stream)
-    except (OSError, ValueError) as err:
-        raise PretrainedSourceError(f"unreadable config.json in '{source}': {err}", source) from err
-    if not isinstance(config, dict):
-        raise PretrainedSourceError(f"config.json in '{source}' is not a JSON object", source)
-    return config
-
-
-def _write_config_folder(folder, config, feature_extractor):
-    """A hub-format folder of random weights from ``config.json`` and ``preprocessor_config.json`` contents."""
-    if not isinstance(config, dict) or not isinstance(feature_extractor, dict):
-        raise ValueError(
-            "HFEncoder needs a source (a folder or hub id), or else both config and "
-            "feature_extractor (the contents of config.json and preprocessor_config.json)"
-        )
-    from transformers import AutoConfig, AutoModel
-
-    with open(os.path.join(folder, FEATURE_EXTRACTOR_FILE), "w") as f:
-        json.dump(feature_extractor, f)
-    fields = {k: v for k, v in config.items() if k != "model_type"}
-    AutoModel.from_config(AutoConfig.for_model(config.get("model_type"), **fields)).save_pretrained(folder)
-
-
-def _build_wrapper(family, source, cache_dir, freeze, freeze_feature_extractor):
-    """SpeechBrain's wrapper for ``family``; imported here, since importing ``transformers`` takes seconds."""
-    if family == "whisper":
-        from speechbrain.integrations.huggingface.whisper import Whisper
-
-        return Whisper(source=source, save_path=cache_dir, encoder_only=True, freeze=freeze)
-    from speechbrain.integrations.huggingface.wav2vec2 import Wav2Vec2
-
-    return Wav2Vec2(source=source, save_path=cache_dir, freeze=freeze,
-                    freeze_feature_extractor=freeze_feature_extractor)  # fmt: skip

@@ -2,10 +2,17 @@
 
 from huggingface_hub import EvalResult, ModelCardData
 
-PIPELINES = {"classifier": "audio-classification", "multi_classifier": "audio-classification",
-             "ctc": "automatic-speech-recognition"}  # fmt: skip
-TASK_TAGS = {"KWS": "keyword-spotting", "intent": "spoken-language-understanding", "emotion": "emotion-recognition",
-             "ASR": "speech-recognition"}  # fmt: skip
+PIPELINES = {
+    "classifier": "audio-classification",
+    "multi_classifier": "audio-classification",
+    "ctc": "automatic-speech-recognition",
+}
+TASK_TAGS = {
+    "KWS": "keyword-spotting",
+    "intent": "spoken-language-understanding",
+    "emotion": "emotion-recognition",
+    "ASR": "speech-recognition",
+}
 
 _USAGE = {
     "speechbrain.inference.classifiers.EncoderClassifier": """\
@@ -58,32 +65,42 @@ def card_data(info):
             metric_type=kind,
             metric_value=value,
             metric_name=name,
-        )  # fmt: skip
+        )
         for kind, value, name in card_metrics(info)
     ]
     tags = ["speechbrain", "speechbrain_xfer", "transfer-learning", pipeline]
     if info["task"] in TASK_TAGS:
         tags.append(TASK_TAGS[info["task"]])
     return ModelCardData(
-        language=info["language"], license=info["license"], library_name="speechbrain", tags=tags,
-        pipeline_tag=pipeline, datasets=[info["dataset"]], metrics=[m[0] for m in card_metrics(info)],
-        model_name=info["name"], eval_results=results,
-    )  # fmt: skip
+        language=info["language"],
+        license=info["license"],
+        library_name="speechbrain",
+        tags=tags,
+        pipeline_tag=pipeline,
+        datasets=[info["dataset"]],
+        metrics=[m[0] for m in card_metrics(info)],
+        model_name=info["name"],
+        eval_results=results,
+    )
 
 
 def write_model_card(path, info):
-    """Writes the model card for an export described by ``info`` (see ``export._Run.card_info``)."""
+    """Writes the model card for an export described by ``info`` (see ``export._Export.card_info``)."""
     summary = info["summary"]
     rows = "\n".join(f"| {name} | {value} |" for _, value, name in card_metrics(info))
-    what = {"classifier": f"utterance classification ({', '.join(info['targets'])})",
-            "multi_classifier": f"utterance classification, one label per slot ({', '.join(info['targets'])})",
-            "ctc": "speech recognition (CTC)"}[info["kind"]]  # fmt: skip
+    what = {
+        "classifier": f"utterance classification ({', '.join(info['targets'])})",
+        "multi_classifier": f"utterance classification, one label per slot ({', '.join(info['targets'])})",
+        "ctc": "speech recognition (CTC)",
+    }[info["kind"]]
     regularizers = ", ".join(info["regularizers"]) or "none"
     interface_note = ""
     if info["kind"] == "multi_classifier":
-        interface_note = ("\nSpeechBrain's stock `EncoderClassifier` has one head; this model has one per slot, so "
-                          "it loads through `foreign_class` and the folder's `custom_interface.py`, which re-exports "
-                          "`speechbrain_xfer.hub.interfaces.MultiTargetClassifier`.\n")  # fmt: skip
+        interface_note = (
+            "\nSpeechBrain's stock `EncoderClassifier` has one head; this model has one per slot, so "
+            "it loads through `foreign_class` and the folder's `custom_interface.py`, which re-exports "
+            "`speechbrain_xfer.hub.interfaces.MultiTargetClassifier`.\n"
+        )
     body = f"""
 # {info["name"]}
 

@@ -48,8 +48,10 @@ def push_export(folder, repo_id, private=False, token=None, api=None):
     _check_export(folder, repo_id)
     token = hub_token(token)
     if not token:
-        raise PushError("no Hugging Face token: pass --token, set HF_TOKEN, or log in with `hf auth login` "
-                        "(a token with write access)")  # fmt: skip
+        raise PushError(
+            "no Hugging Face token: pass --token, set HF_TOKEN, or log in with `hf auth login` "
+            "(a token with write access)"
+        )
     api = api or HfApi(token=token)
     with tempfile.TemporaryDirectory() as staging:
         copy = os.path.join(staging, os.path.basename(os.path.normpath(folder)))
@@ -57,12 +59,18 @@ def push_export(folder, repo_id, private=False, token=None, api=None):
         _point_card_at(copy, folder, repo_id)
         try:
             url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-            api.upload_folder(folder_path=copy, repo_id=repo_id, repo_type="model",
-                              commit_message="Upload model exported with speechbrain_xfer")  # fmt: skip
+            api.upload_folder(
+                folder_path=copy,
+                repo_id=repo_id,
+                repo_type="model",
+                commit_message="Upload model exported with speechbrain_xfer",
+            )
         except Exception as err:  # HTTP errors, offline mode, and the HTTP client's own connection errors
-            raise PushError(f"could not push {folder} to {repo_id}: {type(err).__name__}: {err}; check the "
-                            f"network, the token's write access and the repository name ({folder} is "
-                            f"unchanged)") from err  # fmt: skip
+            raise PushError(
+                f"could not push {folder} to {repo_id}: {type(err).__name__}: {err}; check the "
+                f"network, the token's write access and the repository name ({folder} is "
+                f"unchanged)"
+            ) from err
     return str(url)
 
 

@@ -37,3 +37,57 @@ class Fbank(features.Fbank):
         if self.context:
             fbanks = self.context_window(fbanks)
         return fbanks
+
+
+def frame_lengths(compute_features, lengths, num_samples, num_frames):
+    """Relative lengths of the feature frames, exact to the frame, for STFT-based features.
+
+    SpeechBrain hands the waveforms' relative lengths to the features as
+    they are. Rounded to frames they can miss or add an utterance's last frame
+    (InputNormalization's mask rounds up, the poolings round to nearest),
+    depending on how long the batch's longest utterance is, so an
+    utterance's normalized features would change with its batch. A centered
+    STFT gives ``1 + samples // hop`` frames; these lengths say exactly that.
+
+    Arguments
+    ---------
+    compute_features : torch.nn.Module
+        ``Fbank``, ``MFCC`` or anything with a SpeechBrain ``compute_STFT``;
+        for other front ends ``lengths`` is returned unchanged.
+    lengths : torch.Tensor
+        Relative lengths of the waveforms.
+    num_samples : int
+        Padded length of the waveforms.
+    num_frames : int
+        Padded length of the features.
+
+    Returns
+    -------
+    torch.Tensor
+        Relative lengths ``l`` with ``round(l * num_frames)`` and
+        ``ceil(l * num_frames - 1e-6)`` both the exact frame count.
+
+    Example
+    -------
+    >>> from speechbrain.lobes.features import Fbank
+    >>> fbank = Fbank(n_mels=40)
+    >>> feats = fbank(torch.zeros(2, 16000))  # 1 + 16000 // 160 frames
+    >>> lengths = torch.tensor([1.0, 0.5])  # 8000 samples: 51 frames
+    >>> (lengths * feats.shape[1]).round().tolist()
+    [101.0, 50.0]
+    >>> (frame_lengths(fbank, lengths, 16000, feats.shape[1]) * feats.shape[1]).round().tolist()
+    [101.0, 51.0]
+    """
+    stft = getattr(compute_features, "compute_STFT", None)
+    if stft is None:
+        return lengths
+    samples = torch.round(lengths * num_samples)
+    padding = stft.n_fft // 2 if stft.center else 0
+    frames = (torch.div(samples + 2 * padding - stft.n_fft, stft.hop_length, rounding_mode="floor") + 1).clamp(min=1)
+    if int(frames.max()) != num_frames:  # not the STFT this formula describes: keep SpeechBrain's lengths
+        return lengths
+    relative = frames / num_frames
+    # One float below the ratio: in float32 ``ratio * num_frames`` can land a hair above the count, which a
+    # mask that rounds up would read as one more frame.
+    below = torch.nextafter(relative, torch.zeros_like(relative))
+    return torch.where(frames < num_frames, below, relative)

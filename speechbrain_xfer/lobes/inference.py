@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from speechbrain_xfer.data.feature_cache import frame_lengths
+from speechbrain_xfer.lobes.features import frame_lengths
 
 
 def encode_waveforms(encoder, wavs, lens, compute_features=None, mean_var_norm=None):

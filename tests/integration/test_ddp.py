@@ -15,8 +15,17 @@ def test_two_ranks_with_a_partly_frozen_encoder_end_with_identical_weights(tiny_
     train_csv = str(tmp_path / "train.csv")
     small_manifest(folder, train_csv, per_class=2, key="word")  # 20 utterances: 2 steps per epoch per rank
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-               SCRIPT, str(folder), train_csv, str(out)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--standalone",
+        SCRIPT,
+        str(folder),
+        train_csv,
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
     assert result.returncode == 0, result.stderr[-4000:]

@@ -47,8 +47,19 @@ def pretrained_encoder(tiny_corpus, tmp_path_factory, run_recipe):
     train_csv = work / "train32.csv"
     _slice_manifest(data / "train.csv", train_csv, rows=32)
     out = work / "out"
-    result = run_recipe("pretrain", "ctc_conv.yaml", "--data_folder", data, "--train_csv", train_csv,
-                        "--output_folder", out, "--number_of_epochs", 1, "--noprogressbar")  # fmt: skip
+    result = run_recipe(
+        "pretrain",
+        "ctc_conv.yaml",
+        "--data_folder",
+        data,
+        "--train_csv",
+        train_csv,
+        "--output_folder",
+        out,
+        "--number_of_epochs",
+        1,
+        "--noprogressbar",
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return out / "encoder"
 
@@ -94,9 +105,20 @@ def words_encoder(tiny_corpus, pretrained_encoder, tmp_path_factory, run_recipe)
     """The export folder of the source-words stage: the pretrained encoder fine-tuned a few steps on words/source."""
     root, _ = tiny_corpus
     out = tmp_path_factory.mktemp("pretrain-words") / "out"
-    result = run_recipe("pretrain", "words_conv.yaml", "--data_folder", root / "words" / "source",
-                        "--pretrained_source", pretrained_encoder, "--output_folder", out, *TINY_TRAINING,
-                        "--fisher_batches", 2, script="train_words.py")  # fmt: skip
+    result = run_recipe(
+        "pretrain",
+        "words_conv.yaml",
+        "--data_folder",
+        root / "words" / "source",
+        "--pretrained_source",
+        pretrained_encoder,
+        "--output_folder",
+        out,
+        *TINY_TRAINING,
+        "--fisher_batches",
+        2,
+        script="train_words.py",
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return out / "encoder"
 
@@ -109,9 +131,17 @@ def tiny_wav2vec2(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("tiny-wav2vec2")
     torch.manual_seed(0)
-    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                            conv_dim=(32, 32), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
-                            num_conv_pos_embedding_groups=2)  # fmt: skip
+    config = Wav2Vec2Config(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(32, 32),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+    )
     Wav2Vec2Model(config).save_pretrained(folder)
     Wav2Vec2FeatureExtractor().save_pretrained(folder)
     return folder

@@ -19,11 +19,16 @@ def fit_and_save(self, *args, **kwargs):
     result = FIT(self, *args, **kwargs)
     out_dir = os.environ["RANK_WEIGHTS_DIR"]
     rank = int(os.environ.get("RANK", 0))
-    state = {f"{name}.{key}": value.detach().clone() for name, module in self.modules.items()
-             for key, value in module.state_dict().items()}  # fmt: skip
+    state = {
+        f"{name}.{key}": value.detach().clone()
+        for name, module in self.modules.items()
+        for key, value in module.state_dict().items()
+    }
     anchors = {key: value.clone() for name, reg in self.regularizers.items() for key, value in reg.state_dict().items()}
-    torch.save({"params": state, "anchors": anchors, "optimizer_step": self.optimizer_step},
-               os.path.join(out_dir, f"rank{rank}.pt"))  # fmt: skip
+    torch.save(
+        {"params": state, "anchors": anchors, "optimizer_step": self.optimizer_step},
+        os.path.join(out_dir, f"rank{rank}.pt"),
+    )
     return result
 
 

@@ -10,8 +10,17 @@ import sys
 from pathlib import Path
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-TINY_TRAINING = ("--number_of_epochs", 1, "--steps_per_epoch", 2, "--batch_size", 2, "--num_workers", 0,
-                 "--noprogressbar")  # fmt: skip
+TINY_TRAINING = (
+    "--number_of_epochs",
+    1,
+    "--steps_per_epoch",
+    2,
+    "--batch_size",
+    2,
+    "--num_workers",
+    0,
+    "--noprogressbar",
+)
 
 
 def load_module(path):
@@ -29,7 +38,13 @@ def read_csv(path):
 
 def run_offline(recipe, yaml_name, *args, hf_home):
     """Runs ``python train.py hparams/<yaml_name> <args>`` in ``recipe`` with the hub switched off."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(hf_home)}  # fmt: skip
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HOME": str(hf_home),
+    }
     command = [sys.executable, "train.py", f"hparams/{yaml_name}", *map(str, args)]
     return subprocess.run(command, cwd=recipe, env=env, capture_output=True, text=True, timeout=300)

@@ -16,8 +16,17 @@ pytestmark = pytest.mark.slow
 
 KWS_YAMLS = Path(__file__).resolve().parents[2] / "recipes" / "SynthSpeech" / "KWS" / "hparams"
 TINY_TRAINING = ("--number_of_epochs", 1, "--steps_per_epoch", 1, "--batch_size", 4, "--noprogressbar")
-BAD_IDS = ["bad_nan", "bad_garbage", "bad_empty", "bad_zero", "bad_short", "bad_missing", "bad_nolabel",
-           "train_dup", "valid_unknown"]  # fmt: skip
+BAD_IDS = [
+    "bad_nan",
+    "bad_garbage",
+    "bad_empty",
+    "bad_zero",
+    "bad_short",
+    "bad_missing",
+    "bad_nolabel",
+    "train_dup",
+    "valid_unknown",
+]
 
 
 def read_rows(path, rows):
@@ -74,10 +83,21 @@ def test_bad_items_stop_the_run_with_one_report(bad_manifests, run_recipe, tmp_p
     assert result.returncode != 0
     report = result.stderr[result.stderr.index("error: ") :]
     assert report.startswith("error: 9 of 70 manifest items cannot be used (train: 8 of 29, valid: 1 of 21):")
-    for expected in ["bad_nan (", "NaN or inf samples", "bad_garbage (", "unreadable audio", "empty file (0 bytes)",
-                     "no audio samples", "too short: 0.050 s", "bad_missing (" + str(folder / "gone.wav"),
-                     "missing word label", f"{duplicate} (", "duplicate ID", "unknown word label 'maybe'",
-                     "--skip_bad_items=True"]:  # fmt: skip
+    for expected in [
+        "bad_nan (",
+        "NaN or inf samples",
+        "bad_garbage (",
+        "unreadable audio",
+        "empty file (0 bytes)",
+        "no audio samples",
+        "too short: 0.050 s",
+        "bad_missing (" + str(folder / "gone.wav"),
+        "missing word label",
+        f"{duplicate} (",
+        "duplicate ID",
+        "unknown word label 'maybe'",
+        "--skip_bad_items=True",
+    ]:
         assert expected in report, expected
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "save").exists() or not list((tmp_path / "run" / "save").glob("CKPT*"))
@@ -110,8 +130,15 @@ def test_a_key_that_dataio_prepare_reads_names_the_key_and_the_file(tiny_corpus,
     path = tmp_path / "no_targets.yaml"
     path.write_text((KWS_YAMLS / "scratch.yaml").read_text().replace("targets: [word]\n", ""))
     relative = os.path.relpath(path, KWS_YAMLS)  # run_recipe runs hparams/<name>
-    result = run_recipe("KWS", relative, "--data_folder", tiny_corpus[0] / "words" / "target", "--output_folder",
-                        tmp_path / "run", *TINY_TRAINING)  # fmt: skip
+    result = run_recipe(
+        "KWS",
+        relative,
+        "--data_folder",
+        tiny_corpus[0] / "words" / "target",
+        "--output_folder",
+        tmp_path / "run",
+        *TINY_TRAINING,
+    )
     assert result.returncode != 0
     assert f"error: hparams/{relative}: missing required key 'targets' (the recipe reads it)" in result.stderr
 
@@ -121,7 +148,16 @@ def test_a_malformed_pretrained_checkpoint_names_the_file(bad_manifests, run_rec
     source = tmp_path / "pretrained"
     source.mkdir()
     (source / "encoder.ckpt").write_bytes(b"\x80\x02 truncated pickle")
-    result = run_recipe("KWS", "finetune.yaml", *args, "--output_folder", tmp_path / "run", "--pretrained_source",
-                        source, "--skip_bad_items=True", *TINY_TRAINING)  # fmt: skip
+    result = run_recipe(
+        "KWS",
+        "finetune.yaml",
+        *args,
+        "--output_folder",
+        tmp_path / "run",
+        "--pretrained_source",
+        source,
+        "--skip_bad_items=True",
+        *TINY_TRAINING,
+    )
     assert result.returncode != 0
     assert f"error: cannot read '{source}/encoder.ckpt', the checkpoint of module 'encoder'" in result.stderr

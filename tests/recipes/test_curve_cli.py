@@ -15,9 +15,13 @@ RECIPE_ARGS = "--number_of_epochs=2 --steps_per_epoch=2 --batch_size=4 --noprogr
 
 
 def sbx_curve(*args):
-    process = subprocess.Popen([sys.executable, "-m", "speechbrain_xfer.cli", "curve", *map(str, args)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "speechbrain_xfer.cli", "curve", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     if hasattr(os, "sched_setaffinity"):
         # The grid gives each run cpu_count // jobs threads whatever OMP_NUM_THREADS says; this test keeps to one core.
         os.sched_setaffinity(process.pid, {min(os.sched_getaffinity(0))})
@@ -30,9 +34,28 @@ def micro_grid(tiny_corpus, pretrained_encoder, tmp_path_factory):
     root, _ = tiny_corpus
     out = tmp_path_factory.mktemp("curves")
     # Keyword runs start from --pretrained-kws; --pretrained (the other tasks') is not even looked at.
-    args = ["--task", "kws", "--shots", "1,3", "--methods", "scratch,l2sp", "--seeds", 1, "--jobs", 1, "--data", root,
-            "--pretrained", "not/a/folder", "--pretrained-kws", pretrained_encoder, "--out", out,
-            "--recipe-args", RECIPE_ARGS]  # fmt: skip
+    args = [
+        "--task",
+        "kws",
+        "--shots",
+        "1,3",
+        "--methods",
+        "scratch,l2sp",
+        "--seeds",
+        1,
+        "--jobs",
+        1,
+        "--data",
+        root,
+        "--pretrained",
+        "not/a/folder",
+        "--pretrained-kws",
+        pretrained_encoder,
+        "--out",
+        out,
+        "--recipe-args",
+        RECIPE_ARGS,
+    ]
     code, _, stderr = sbx_curve(*args)
     assert code == 0, stderr[-4000:]
     return out, args, stderr
@@ -44,8 +67,12 @@ def test_the_report_has_a_row_per_run(micro_grid):
         reader = csv.DictReader(f)
         assert tuple(reader.fieldnames) == CSV_COLUMNS
         rows = list(reader)
-    assert sorted((r["method"], r["shots"]) for r in rows) == [("l2sp", "1"), ("l2sp", "3"), ("scratch", "1"),
-                                                                ("scratch", "3")]  # fmt: skip
+    assert sorted((r["method"], r["shots"]) for r in rows) == [
+        ("l2sp", "1"),
+        ("l2sp", "3"),
+        ("scratch", "1"),
+        ("scratch", "3"),
+    ]
     assert all(r["task"] == "kws" and r["seed"] == "1" and r["metric"] == "accuracy" for r in rows)
     assert all(0.0 <= float(r["value"]) <= 1.0 and int(r["steps"]) > 0 for r in rows)
     # A scratch run reaches its own best validation score, at one of its validation steps.
@@ -80,8 +107,26 @@ def test_rerunning_the_grid_runs_nothing(micro_grid):
 
 def test_asr_curves_count_training_sentences_and_report_cer(tiny_corpus, pretrained_encoder, tmp_path):
     root, _ = tiny_corpus
-    args = ["--task", "asr", "--shots", "4,8", "--methods", "scratch,finetune", "--seeds", 1, "--jobs", 1, "--data",
-            root, "--pretrained", pretrained_encoder, "--out", tmp_path, "--recipe-args", RECIPE_ARGS]  # fmt: skip
+    args = [
+        "--task",
+        "asr",
+        "--shots",
+        "4,8",
+        "--methods",
+        "scratch,finetune",
+        "--seeds",
+        1,
+        "--jobs",
+        1,
+        "--data",
+        root,
+        "--pretrained",
+        pretrained_encoder,
+        "--out",
+        tmp_path,
+        "--recipe-args",
+        RECIPE_ARGS,
+    ]
     code, _, stderr = sbx_curve(*args)
     assert code == 0, stderr[-4000:]
     data = root / "asr" / "target"
@@ -89,8 +134,12 @@ def test_asr_curves_count_training_sentences_and_report_cer(tiny_corpus, pretrai
     assert len(subsets[4]) == 4 and len(subsets[8]) == 8 and set(subsets[4]) <= set(subsets[8])
     with open(tmp_path / "curves.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert sorted((r["method"], r["shots"]) for r in rows) == [("finetune", "4"), ("finetune", "8"),
-                                                                ("scratch", "4"), ("scratch", "8")]  # fmt: skip
+    assert sorted((r["method"], r["shots"]) for r in rows) == [
+        ("finetune", "4"),
+        ("finetune", "8"),
+        ("scratch", "4"),
+        ("scratch", "8"),
+    ]
     assert all(r["task"] == "asr" and r["metric"] == "CER" and float(r["value"]) >= 0.0 for r in rows)
     markdown = (tmp_path / "curves.md").read_text()
     assert "### asr: test CER (%)" in markdown and "| 4 sentences | 8 sentences |" in markdown
@@ -103,12 +152,35 @@ def test_tune_runs_every_method_at_every_learning_rate_and_chooses_on_validation
     tiny_corpus, pretrained_encoder, tmp_path
 ):
     root, _ = tiny_corpus
-    args = ["--task", "kws", "--shots", "3", "--methods", "scratch,l2sp", "--seeds", 1, "--jobs", 1, "--data", root,
-            "--pretrained-kws", pretrained_encoder, "--out", tmp_path, "--recipe-args", RECIPE_ARGS,
-            "--lrs", "0.01,0.0001"]  # fmt: skip
-    process = subprocess.run([sys.executable, "-m", "speechbrain_xfer.cli", "tune", *map(str, args)],
-                             capture_output=True, text=True, timeout=600,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    args = [
+        "--task",
+        "kws",
+        "--shots",
+        "3",
+        "--methods",
+        "scratch,l2sp",
+        "--seeds",
+        1,
+        "--jobs",
+        1,
+        "--data",
+        root,
+        "--pretrained-kws",
+        pretrained_encoder,
+        "--out",
+        tmp_path,
+        "--recipe-args",
+        RECIPE_ARGS,
+        "--lrs",
+        "0.01,0.0001",
+    ]
+    process = subprocess.run(
+        [sys.executable, "-m", "speechbrain_xfer.cli", "tune", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert process.returncode == 0, process.stderr[-4000:]
     for lr in ("0.01", "0.0001"):
         for method in ("scratch", "l2sp"):
@@ -116,8 +188,12 @@ def test_tune_runs_every_method_at_every_learning_rate_and_chooses_on_validation
             assert f"lr: {lr}" in [line.split("#")[0].strip() for line in saved.splitlines()]
     with open(tmp_path / "tuning.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert sorted((r["method"], r["lr"]) for r in rows) == [("l2sp", "0.0001"), ("l2sp", "0.01"),
-                                                             ("scratch", "0.0001"), ("scratch", "0.01")]  # fmt: skip
+    assert sorted((r["method"], r["lr"]) for r in rows) == [
+        ("l2sp", "0.0001"),
+        ("l2sp", "0.01"),
+        ("scratch", "0.0001"),
+        ("scratch", "0.01"),
+    ]
     valid = {(r["method"], r["lr"]): float(r["valid"]) for r in rows}
     markdown = (tmp_path / "tuning.md").read_text()
     for method in ("scratch", "l2sp"):
@@ -162,6 +238,20 @@ def test_encoder_hf_runs_the_hf_recipes_from_the_hub_format_source(tiny_corpus, 
         assert "!new:speechbrain_xfer.encoders.HFEncoder" in text and f"source: {source}" in text
     assert "| hf_scratch |" in (tmp_path / "curves.md").read_text()
     # A ConvEncoder export is no hub-format source: refused before any run, naming the option.
-    code, _, stderr = sbx_curve("--encoder", "hf", "--task", "kws", "--shots", "1", "--methods", "finetune",
-                                "--data", root, "--pretrained", tmp_path, "--out", tmp_path / "x")  # fmt: skip
+    code, _, stderr = sbx_curve(
+        "--encoder",
+        "hf",
+        "--task",
+        "kws",
+        "--shots",
+        "1",
+        "--methods",
+        "finetune",
+        "--data",
+        root,
+        "--pretrained",
+        tmp_path,
+        "--out",
+        tmp_path / "x",
+    )
     assert code != 0 and "config.json" in stderr and "--pretrained" in stderr

@@ -24,9 +24,9 @@ from speechbrain.inference.interfaces import foreign_class
 
 from speechbrain_xfer.brains import CTCBrain, UtteranceClassifierBrain
 from speechbrain_xfer.cli import main
-from speechbrain_xfer.data.dataio import CharTokenizer
-from speechbrain_xfer.experiment import load_recipe_hparams
+from speechbrain_xfer.data.tokenizers import CharTokenizer
 from speechbrain_xfer.hub.yaml_nodes import foreign_classes
+from speechbrain_xfer.recipe_config import load_recipe_hparams
 
 pytestmark = pytest.mark.slow
 
@@ -77,8 +77,9 @@ def brain_outputs(run, task, paths):
             encoder = hparams["label_encoders"][target] = CategoricalEncoder()
             encoder.load(run / "save" / f"label_encoder_{target}.txt")
         brain_class = UtteranceClassifierBrain
-    brain = brain_class(modules=hparams["modules"], hparams=hparams, run_opts={"device": "cpu"},
-                        checkpointer=hparams["checkpointer"])  # fmt: skip
+    brain = brain_class(
+        modules=hparams["modules"], hparams=hparams, run_opts={"device": "cpu"}, checkpointer=hparams["checkpointer"]
+    )
     brain.checkpointer.recover_if_possible(**brain.best_checkpoint_key)
     brain.modules.eval()
     batch = PaddedBatch([{"id": str(i), "sig": sb.dataio.dataio.read_audio(p)} for i, p in enumerate(paths)])
@@ -106,8 +107,12 @@ def test_three_slot_intent_loads_through_foreign_class(exported, tiny_corpus, tm
     run, export = exported("intent")
     paths = test_files(tiny_corpus, "intent")
     brain, outputs = brain_outputs(run, "intent", paths)
-    model = foreign_class(source=str(export), pymodule_file="custom_interface.py", classname="MultiTargetClassifier",
-                          savedir=tmp_path / "savedir")  # fmt: skip
+    model = foreign_class(
+        source=str(export),
+        pymodule_file="custom_interface.py",
+        classname="MultiTargetClassifier",
+        savedir=tmp_path / "savedir",
+    )
     for i, path in enumerate(paths):
         log_probs, labels = model.classify_file(path)
         assert sorted(log_probs) == sorted(brain.hparams.targets)
@@ -152,6 +157,9 @@ def test_model_card_metadata_parses_with_the_test_figures(exported, task):
     assert card.data.library_name == "speechbrain"
     assert card.data.pipeline_tag == ("automatic-speech-recognition" if task == "ASR" else "audio-classification")
     assert card.data.language == "en" and card.data.license == "apache-2.0"
+    # The recipe comes from the YAML path the run recorded: recipes/SynthSpeech/<task>/hparams/<method>.yaml.
+    assert summary["recipe_file"].endswith(f"/{task}/hparams/{EXPORTS[task]}.yaml")
+    assert card.data.datasets == ["SynthSpeech"]
     values = {result.metric_type: result.metric_value for result in card.data.eval_results}
     if task == "ASR":
         assert values == {"wer": round(summary["test"]["WER"], 2), "cer": round(summary["test"]["CER"], 2)}
@@ -163,8 +171,9 @@ def test_model_card_metadata_parses_with_the_test_figures(exported, task):
 def test_model_card_usage_code_runs_as_pasted(exported, tmp_path, task):
     _, export = exported(task)
     (code,) = re.findall(r"```python\n(.*?)```", (export / "README.md").read_text(), re.DOTALL)
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=RECIPE_ENV, capture_output=True,
-                            text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=RECIPE_ENV, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     printed = result.stdout.splitlines()[-1]  # the last print; a few-step ASR model may transcribe nothing
     if task == "intent":

@@ -23,8 +23,13 @@ def test_the_pretrained_encoder_scores_the_pretraining_runs_own_test_cer(tiny_co
     tuned = best_encoder_state(trained("intent", "l2sp") / "run")
     pretrained = torch.load(pretrained_encoder / "encoder.ckpt", weights_only=True)
     assert any(not torch.equal(tuned[k], pretrained[k]) for k in pretrained if k.endswith("weight"))
-    rates = source_error_rates(str(pretrained_encoder), {"pretrained": None, "l2sp": tuned}, str(source / "test.csv"),
-                               str(source), progress=False)  # fmt: skip
+    rates = source_error_rates(
+        str(pretrained_encoder),
+        {"pretrained": None, "l2sp": tuned},
+        str(source / "test.csv"),
+        str(source),
+        progress=False,
+    )
     summary = json.loads((pretrained_encoder.parent / "summary.json").read_text())
     # The same utterances, model and greedy decoding as the pretraining run's own test.
     assert rates["pretrained"]["CER"] == pytest.approx(summary["test"]["CER"], abs=1e-6)

@@ -182,7 +182,7 @@ def test_hf_export_classifies_a_44k_stereo_file_in_stock_encoder_classifier(
     import torchaudio
     from speechbrain.inference.classifiers import EncoderClassifier
 
-    from speechbrain_xfer.data.synth import read_manifest
+    from speechbrain_xfer.synthspeech.synth import read_manifest
 
     run, export, exported = hf_exported("hf_finetune")
     assert exported.max_abs_diff <= 1e-4

@@ -36,14 +36,23 @@ def source_wav(folder, row):
 
 # Each speaker's utterances: (IEMOCAP label, the SynthSpeech prosody class its audio comes from). ``exc`` must
 # become ``hap``; ``fru`` and ``xxx`` (no agreement) must be left out.
-IEMOCAP_PLAN = [("neu", "neutral"), ("hap", "happy"), ("exc", "happy"), ("sad", "sad"), ("ang", "angry"),
-                ("fru", "angry"), ("xxx", "neutral")]  # fmt: skip
+IEMOCAP_PLAN = [
+    ("neu", "neutral"),
+    ("hap", "happy"),
+    ("exc", "happy"),
+    ("sad", "sad"),
+    ("ang", "angry"),
+    ("fru", "angry"),
+    ("xxx", "neutral"),
+]
 KEPT_PER_SPEAKER = 5
 
 
 def emo_evaluation_block(start, utt_id, label):
-    return (f"[{start:.4f} - {start + 2.5:.4f}]\t{utt_id}\t{label}\t[2.5000, 3.0000, 3.5000]\n"
-            f"C-E1:\tNeutral state;\t()\nC-E2:\tNeutral state;\t()\nA-E1:\tval 3; act 2; dom  2;\t()\n\n")  # fmt: skip
+    return (
+        f"[{start:.4f} - {start + 2.5:.4f}]\t{utt_id}\t{label}\t[2.5000, 3.0000, 3.5000]\n"
+        f"C-E1:\tNeutral state;\t()\nC-E2:\tNeutral state;\t()\nA-E1:\tval 3; act 2; dom  2;\t()\n\n"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +90,7 @@ def iemocap(tiny_corpus, tmp_path_factory):
     return folder
 
 
-CV_HEADER = ["client_id", "path", "sentence", "up_votes", "down_votes", "age", "gender", "accent", "locale",
-             "segment"]  # fmt: skip
+CV_HEADER = ["client_id", "path", "sentence", "up_votes", "down_votes", "age", "gender", "accent", "locale", "segment"]
 CV_COUNTS = {"train": 12, "valid": 3, "test": 3}
 # How each sentence is written in the TSVs: capitals and punctuation that normalization must undo; a bare " tests
 # that the TSV is read without quoting.
@@ -138,8 +146,11 @@ def test_iemocap_leaves_one_session_out(iemocap, tmp_path, test_session, valid_s
     iemocap_prepare.prepare_iemocap(str(iemocap), str(tmp_path), test_session=test_session)
     splits = {s: read_csv(tmp_path / f"{s}.csv") for s in ("train", "valid", "test")}
     assert list(splits["train"][0]) == ["ID", "duration", "wav", "spk_id", "emotion"]
-    assert {s: len(r) for s, r in splits.items()} == {"train": 7 * KEPT_PER_SPEAKER, "valid": KEPT_PER_SPEAKER,
-                                                     "test": 2 * KEPT_PER_SPEAKER}  # fmt: skip
+    assert {s: len(r) for s, r in splits.items()} == {
+        "train": 7 * KEPT_PER_SPEAKER,
+        "valid": KEPT_PER_SPEAKER,
+        "test": 2 * KEPT_PER_SPEAKER,
+    }
     speakers = {s: {r["spk_id"] for r in rows} for s, rows in splits.items()}
     assert speakers["test"] == {f"Ses0{test_session}F", f"Ses0{test_session}M"}
     assert speakers["valid"] == {valid_speaker}
@@ -264,9 +275,20 @@ def test_common_voice_names_a_missing_clip(common_voice, tmp_path):
 @pytest.mark.slow
 def test_iemocap_recipe_prepares_trains_and_tests(iemocap, tiny_wav2vec2, tmp_path):
     out = tmp_path / "run"
-    result = run_offline(IEMOCAP_RECIPE, "wav2vec2_l2sp.yaml", "--data_folder", iemocap, "--output_folder", out,
-                        "--test_session", 2, "--pretrained_source", tiny_wav2vec2, *TINY_TRAINING,
-                        hf_home=tmp_path / "hf")  # fmt: skip
+    result = run_offline(
+        IEMOCAP_RECIPE,
+        "wav2vec2_l2sp.yaml",
+        "--data_folder",
+        iemocap,
+        "--output_folder",
+        out,
+        "--test_session",
+        2,
+        "--pretrained_source",
+        tiny_wav2vec2,
+        *TINY_TRAINING,
+        hf_home=tmp_path / "hf",
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["metric"] == "accuracy" and 0.0 <= summary["test"]["accuracy"] <= 1.0
@@ -283,9 +305,20 @@ def test_iemocap_recipe_prepares_trains_and_tests(iemocap, tiny_wav2vec2, tmp_pa
 def test_common_voice_recipe_prepares_trains_and_tests(common_voice, tiny_wav2vec2, tmp_path):
     out = tmp_path / "run"
     vocab_size = 30
-    result = run_offline(CV_RECIPE, "wav2vec2_ctc_l2sp.yaml", "--data_folder", common_voice, "--output_folder", out,
-                        "--pretrained_source", tiny_wav2vec2, "--vocab_size", vocab_size, *TINY_TRAINING,
-                        hf_home=tmp_path / "hf")  # fmt: skip
+    result = run_offline(
+        CV_RECIPE,
+        "wav2vec2_ctc_l2sp.yaml",
+        "--data_folder",
+        common_voice,
+        "--output_folder",
+        out,
+        "--pretrained_source",
+        tiny_wav2vec2,
+        "--vocab_size",
+        vocab_size,
+        *TINY_TRAINING,
+        hf_home=tmp_path / "hf",
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     summary = json.loads((out / "summary.json").read_text())
     # CTCBrain picks its checkpoint (and its summary metric) by an error rate; both are reported.

@@ -49,8 +49,9 @@ def speech_commands(tiny_corpus, tmp_path_factory):
             prefix = speaker_hash(row["voice"])
             n = sum(name.startswith(prefix) for name in names)
             names.append(f"{prefix}_nohash_{n}.wav")
-            source = Path(row["wav"].replace("$data_root", str(root / "words" / ("target" if word in COMMANDS
-                                                                                  else "source"))))  # fmt: skip
+            source = Path(
+                row["wav"].replace("$data_root", str(root / "words" / ("target" if word in COMMANDS else "source")))
+            )
             shutil.copy(source, folder / word / names[-1])
         if word in COMMANDS:
             validation.append(f"{word}/{names[0]}")
@@ -93,8 +94,17 @@ def fluent_speech_commands(tiny_corpus, tmp_path_factory):
                 relative = f"wavs/speakers/{speaker}/{hashlib.md5(row['ID'].encode()).hexdigest()}.wav"
                 (folder / relative).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(row["wav"].replace("$data_root", str(root / "intent")), folder / relative)
-                writer.writerow([index, relative, speaker, row["transcript"].capitalize(), row["action"],
-                                 row["object"], row["location"]])  # fmt: skip
+                writer.writerow(
+                    [
+                        index,
+                        relative,
+                        speaker,
+                        row["transcript"].capitalize(),
+                        row["action"],
+                        row["object"],
+                        row["location"],
+                    ]
+                )
     return folder
 
 
@@ -158,16 +168,16 @@ def test_speech_commands_refuses_another_folder(fluent_speech_commands, tmp_path
 def test_fluent_speech_commands_manifests(fluent_speech_commands, tmp_path):
     fsc_prepare.prepare_fluent_speech_commands(str(fluent_speech_commands), str(tmp_path))
     rows = {s: read_csv(tmp_path / f"{s}.csv") for s in ("train", "valid", "test")}
-    assert list(rows["train"][0]) == ["ID", "duration", "wav", "spk_id", "transcript", "action", "object",
-                                      "location"]  # fmt: skip
+    assert list(rows["train"][0]) == ["ID", "duration", "wav", "spk_id", "transcript", "action", "object", "location"]
     assert {s: len(r) for s, r in rows.items()} == {"train": 31, "valid": 6, "test": 6}
     assert [len({r[slot] for r in rows["train"]}) for slot in ("action", "object", "location")] == [6, 14, 4]
     source = read_csv(fluent_speech_commands / "data" / "valid_data.csv")
     for row, original in zip(rows["valid"], source):
         assert row["wav"] == f"$data_root/{original['path']}" and row["spk_id"] == original["speakerId"]
         assert row["transcript"] == original["transcription"] and row["ID"].startswith(original["speakerId"] + "_")
-        assert float(row["duration"]) == pytest.approx(sf.info(fluent_speech_commands / original["path"]).duration,
-                                                       abs=1e-3)  # fmt: skip
+        assert float(row["duration"]) == pytest.approx(
+            sf.info(fluent_speech_commands / original["path"]).duration, abs=1e-3
+        )
 
 
 def test_fluent_speech_commands_skips_work_already_done(fluent_speech_commands, tmp_path):
@@ -194,8 +204,11 @@ def test_fluent_speech_commands_names_a_missing_wav(fluent_speech_commands, tmp_
 
 # -- the recipes, end to end --------------------------------------------------
 
-RUNS = [(SC_RECIPE, "wav2vec2_l2sp.yaml", "speech_commands"), (SC_RECIPE, "wav2vec2_finetune.yaml", "speech_commands"),
-        (FSC_RECIPE, "wav2vec2_l2sp.yaml", "fluent_speech_commands")]  # fmt: skip
+RUNS = [
+    (SC_RECIPE, "wav2vec2_l2sp.yaml", "speech_commands"),
+    (SC_RECIPE, "wav2vec2_finetune.yaml", "speech_commands"),
+    (FSC_RECIPE, "wav2vec2_l2sp.yaml", "fluent_speech_commands"),
+]
 
 
 @pytest.mark.slow
@@ -203,8 +216,18 @@ RUNS = [(SC_RECIPE, "wav2vec2_l2sp.yaml", "speech_commands"), (SC_RECIPE, "wav2v
 def test_recipe_prepares_trains_and_tests(recipe, yaml_name, replica, request, tiny_wav2vec2, tmp_path):
     data = request.getfixturevalue(replica)
     out = tmp_path / "run"
-    result = run_offline(recipe, yaml_name, "--data_folder", data, "--output_folder", out,
-                        "--pretrained_source", tiny_wav2vec2, *TINY_TRAINING, hf_home=tmp_path / "hf")  # fmt: skip
+    result = run_offline(
+        recipe,
+        yaml_name,
+        "--data_folder",
+        data,
+        "--output_folder",
+        out,
+        "--pretrained_source",
+        tiny_wav2vec2,
+        *TINY_TRAINING,
+        hf_home=tmp_path / "hf",
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["metric"] == "accuracy" and 0.0 <= summary["test"]["accuracy"] <= 1.0

@@ -8,8 +8,8 @@ import pytest
 import torch
 from recipe_runs import CORPUS, EPOCHS, STEPS_PER_EPOCH, TINY_TRAINING, checkpoints, read_summary
 
-from speechbrain_xfer.data.synth import read_manifest
-from speechbrain_xfer.hub.export import exported_interface
+from speechbrain_xfer.hub.loading import exported_interface
+from speechbrain_xfer.synthspeech.synth import read_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -48,15 +48,27 @@ def test_source_words_stage_fine_tunes_the_pretrained_encoder_and_exports_it(
     assert any(not torch.equal(words[k], pretrained[k]) for k in words)  # it trained, from the CTC encoder's weights
     ewc = torch.load(words_encoder / "ewc.ckpt", weights_only=True)
     assert max(float(v.max()) for k, v in ewc.items() if k.startswith("fisher__")) == pytest.approx(1.0)
-    assert all(torch.equal(ewc["anchor__" + k.replace(".", "__")], words[k]) for k in words
-               if k.rsplit(".", 1)[-1] not in BUFFERS)  # fmt: skip
+    assert all(
+        torch.equal(ewc["anchor__" + k.replace(".", "__")], words[k])
+        for k in words
+        if k.rsplit(".", 1)[-1] not in BUFFERS
+    )
     assert exported_interface(str(words_encoder)) == "EncoderClassifier"
     labels = (words_encoder / "label_encoder.ckpt").read_text()
     assert "'zero' => 0" in labels and "'yes'" not in labels  # the source words, none of the target ones
     # The keyword recipes (EWC included) start from it as from any pretrained_source.
     root, _ = tiny_corpus
-    result = run_recipe("KWS", "ewc.yaml", "--data_folder", root / "words" / "target", "--pretrained_source",
-                        words_encoder, "--output_folder", tmp_path / "run", *TINY_TRAINING)  # fmt: skip
+    result = run_recipe(
+        "KWS",
+        "ewc.yaml",
+        "--data_folder",
+        root / "words" / "target",
+        "--pretrained_source",
+        words_encoder,
+        "--output_folder",
+        tmp_path / "run",
+        *TINY_TRAINING,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     assert read_summary(tmp_path / "run")["steps"] > 0
 
@@ -95,8 +107,10 @@ def test_frozen_keeps_the_pretrained_encoder_and_caches_its_outputs(trained, pre
     (names,) = folders.values()
     assert not any(".view" in name for name in names)
     root, _ = tiny_corpus
-    ids = {split: {f"{row['ID']}.pt" for row in read_manifest(root / CORPUS[task] / f"{split}.csv")}
-           for split in ("train", "valid")}  # fmt: skip
+    ids = {
+        split: {f"{row['ID']}.pt" for row in read_manifest(root / CORPUS[task] / f"{split}.csv")}
+        for split in ("train", "valid")
+    }
     assert ids["valid"] <= set(names)
     if task == "intent":  # its training audio is augmented anew at every step: only valid and test are cached
         assert not ids["train"] & set(names)
@@ -143,10 +157,14 @@ def rerun(trained, run_recipe, tiny_corpus, tmp_path_factory):
     root, _ = tiny_corpus
     run = tmp_path_factory.mktemp("rerun") / "run"
     shutil.copytree(trained("KWS", "scratch") / "run", run)
-    before = {"summary": read_summary(run), "log": (run / "train_log.txt").read_text(),
-              "checkpoints": sorted(p.name for p in (run / "save").glob("CKPT+*"))}  # fmt: skip
-    result = run_recipe("KWS", "scratch.yaml", "--data_folder", root / CORPUS["KWS"], "--output_folder", run,
-                        *TINY_TRAINING)  # fmt: skip
+    before = {
+        "summary": read_summary(run),
+        "log": (run / "train_log.txt").read_text(),
+        "checkpoints": sorted(p.name for p in (run / "save").glob("CKPT+*")),
+    }
+    result = run_recipe(
+        "KWS", "scratch.yaml", "--data_folder", root / CORPUS["KWS"], "--output_folder", run, *TINY_TRAINING
+    )
     return before, result, run
 
 

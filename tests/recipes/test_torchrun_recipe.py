@@ -29,9 +29,22 @@ def runs(tiny_corpus, pretrained_encoder, small_manifest, tmp_path_factory):
     work = tmp_path_factory.mktemp("torchrun")
     train_csv = work / "train.csv"
     small_manifest(folder, train_csv, per_class=2, key="word")
-    common = ["train.py", "hparams/l2sp.yaml", "--data_folder", folder, "--train_csv", train_csv,
-              "--pretrained_source", pretrained_encoder, "--number_of_epochs", EPOCHS,
-              "--steps_per_epoch", STEPS_PER_EPOCH, *SCHEDULE, "--noprogressbar"]  # fmt: skip
+    common = [
+        "train.py",
+        "hparams/l2sp.yaml",
+        "--data_folder",
+        folder,
+        "--train_csv",
+        train_csv,
+        "--pretrained_source",
+        pretrained_encoder,
+        "--number_of_epochs",
+        EPOCHS,
+        "--steps_per_epoch",
+        STEPS_PER_EPOCH,
+        *SCHEDULE,
+        "--noprogressbar",
+    ]
     results = {}
     for name, launcher, batch in (
         ("ddp", [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"], 4),
@@ -40,8 +53,18 @@ def runs(tiny_corpus, pretrained_encoder, small_manifest, tmp_path_factory):
         out = work / name
         out.mkdir()
         extra = ["--distributed_backend=gloo"] if name == "ddp" else []
-        command = [*launcher, DRIVER, out, RECIPES / "KWS", *common, "--output_folder", out / "run",
-                   "--batch_size", batch, *extra]  # fmt: skip
+        command = [
+            *launcher,
+            DRIVER,
+            out,
+            RECIPES / "KWS",
+            *common,
+            "--output_folder",
+            out / "run",
+            "--batch_size",
+            batch,
+            *extra,
+        ]
         result = subprocess.run(list(map(str, command)), env=RECIPE_ENV, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-4000:]
         results[name] = out
@@ -62,8 +85,11 @@ def test_the_anchors_are_the_pretrained_weights_and_the_bottom_block_stayed_froz
     folders, pretrained_encoder = runs
     pretrained = torch.load(pretrained_encoder / "encoder.ckpt", weights_only=True)
     rank0 = torch.load(folders["ddp"] / "rank0.pt", weights_only=True)
-    anchors = {k.removeprefix("anchor__").replace("__", "."): v for k, v in rank0["anchors"].items()
-               if k.startswith("anchor__")}  # fmt: skip
+    anchors = {
+        k.removeprefix("anchor__").replace("__", "."): v
+        for k, v in rank0["anchors"].items()
+        if k.startswith("anchor__")
+    }
     assert anchors and all(torch.equal(value, pretrained[name]) for name, value in anchors.items())
     params = rank0["params"]
     assert torch.equal(params["encoder.module.blocks.0.conv.weight"], pretrained["blocks.0.conv.weight"])
@@ -89,7 +115,9 @@ def test_two_processes_match_one_with_the_same_global_batch(runs, capsys):
         apart += float((ddp - single).pow(2).sum())
         moved += float((single - value).pow(2).sum())
     with capsys.disabled():
-        print(f"\ntorchrun parity: test loss {tests['ddp']['loss']:.4f} (2 processes) / {tests['single']['loss']:.4f} "
-              f"(1), accuracy {tests['ddp']['accuracy']:.3f} / {tests['single']['accuracy']:.3f}, encoder weights "
-              f"apart / moved {(apart / moved) ** 0.5:.2f}")  # fmt: skip
+        print(
+            f"\ntorchrun parity: test loss {tests['ddp']['loss']:.4f} (2 processes) / {tests['single']['loss']:.4f} "
+            f"(1), accuracy {tests['ddp']['accuracy']:.3f} / {tests['single']['accuracy']:.3f}, encoder weights "
+            f"apart / moved {(apart / moved) ** 0.5:.2f}"
+        )
     assert moved > 0 and (apart / moved) ** 0.5 <= WEIGHT_TOLERANCE

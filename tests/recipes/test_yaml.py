@@ -12,13 +12,18 @@ import torch
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.run_opts import RunOptions
 
-from speechbrain_xfer.experiment import load_recipe_hparams
+from speechbrain_xfer.recipe_config import load_recipe_hparams
 
 REPO = Path(__file__).resolve().parents[2]
 YAMLS = sorted(Path(p).relative_to(REPO) for p in glob.glob(str(REPO / "recipes" / "**" / "*.yaml"), recursive=True))
 # The tiny-corpus folder each recipe trains on; a recipe not listed here gets the corpus root (loading reads no data).
-CORPUS_FOLDER = {"pretrain": "asr/source", "KWS": "words/target", "intent": "intent", "emotion": "emotion",
-                 "ASR": "asr/target"}  # fmt: skip
+CORPUS_FOLDER = {
+    "pretrain": "asr/source",
+    "KWS": "words/target",
+    "intent": "intent",
+    "emotion": "emotion",
+    "ASR": "asr/target",
+}
 # YAMLs that train on another corpus folder than their recipe's others.
 YAML_CORPUS_FOLDER = {"words_conv.yaml": "words/source"}
 
@@ -112,8 +117,10 @@ def test_yaml_loads_and_builds_its_objects(path, tiny_corpus, tiny_wav2vec2, tmp
 @pytest.mark.parametrize("path", YAMLS, ids=str)
 def test_every_key_is_used(path, read_patterns):
     unused = unused_keys((REPO / path).read_text(), read_patterns)
-    assert not unused, (f"{path}: {unused} are neither referenced by another key (<key>) nor read by the code "
-                        f"of speechbrain_xfer/ or recipes/**/train.py")  # fmt: skip
+    assert not unused, (
+        f"{path}: {unused} are neither referenced by another key (<key>) nor read by the code "
+        f"of speechbrain_xfer/ or recipes/**/train.py"
+    )
 
 
 def test_unused_key_check_sees_references_reads_and_comments():
@@ -131,11 +138,90 @@ def test_the_code_scan_finds_the_reads_of_the_brains_and_recipes(read_patterns):
 
 def test_a_misspelt_override_names_the_key_and_the_yaml(tmp_path):
     out = tmp_path / "out"
-    command = [sys.executable, "train.py", "hparams/scratch.yaml", "--data_folder", str(tmp_path),
-               "--output_folder", str(out), "--number_of_epoch", "3"]  # fmt: skip
-    result = subprocess.run(command, cwd=REPO / "recipes" / "SynthSpeech" / "KWS", capture_output=True, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)  # fmt: skip
+    command = [
+        sys.executable,
+        "train.py",
+        "hparams/scratch.yaml",
+        "--data_folder",
+        str(tmp_path),
+        "--output_folder",
+        str(out),
+        "--number_of_epoch",
+        "3",
+    ]
+    result = subprocess.run(
+        command,
+        cwd=REPO / "recipes" / "SynthSpeech" / "KWS",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=120,
+    )
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
     assert "'number_of_epoch'" in last_line and "hparams/scratch.yaml" in last_line, result.stderr[-2000:]
     assert not out.exists(), "nothing is created before the YAML loads"
+
+
+# -- one YAML per method, the shared parts kept identical ---------------------------------------------------------
+# Keys a method's YAML may set differently from its task's finetune.yaml (hf_finetune.yaml for hf_*): every other
+# key must be the same node, so that a change to the shared parts cannot reach only some methods.
+ANY_METHOD = {"output_folder", "lr"}  # the run's folder; the head's rate, chosen per method by `sbx tune`
+METHOD_KEYS = {
+    # No pretrained weights; one optimizer; intent keeps one attention query per slot (docs/tuning.md); ASR
+    # builds its own character set instead of the source's.
+    "scratch": {
+        "pretrained_source",
+        "pretrained_modules",
+        "encoder_opt_class",
+        "encoder_lr",
+        "encoder",
+        "attention_heads",
+        "alphabet",
+        "tokenizer_source",
+    },
+    # The regularizer; the KWS recipe's l2sp also carries the gradual-unfreezing keys its DDP test uses.
+    "l2sp": {"regularizers", "regularizer_weights", "freeze_encoder_steps", "unfreeze_every"},
+    "ewc": {"regularizers", "regularizer_weights", "pretrained_modules"},  # + the source task's Fisher
+    "delta": {"regularizers", "regularizer_weights"},
+    "bss": {"regularizers", "regularizer_weights"},
+    # Head only, from cached encoder outputs; intent's heads alone need more epochs.
+    "frozen": {"freeze_encoder", "feature_cache", "encoder_opt_class", "encoder_lr", "encoder", "number_of_epochs"},
+    "lora": {"base_encoder", "encoder", "encoder_opt_class", "encoder_lr", "pretrained_modules"},
+    "layer_decay": {"layer_decay"},
+}
+
+
+def _node(value):
+    """A YAML node as comparable data: tags and values, no comments."""
+    tag = getattr(getattr(value, "tag", None), "value", None)
+    if isinstance(value, dict):
+        return tag, tuple(sorted((key, _node(item)) for key, item in value.items()))
+    if isinstance(value, list):
+        return tag, tuple(_node(item) for item in value)
+    return tag, str(value)
+
+
+METHOD_YAMLS = [
+    path
+    for path in YAMLS
+    if path.parts[:2] == ("recipes", "SynthSpeech")
+    and path.parts[2] != "pretrain"
+    and path.stem.removeprefix("hf_") not in ("finetune",)
+]
+
+
+def test_every_method_yaml_is_checked_against_its_finetune_yaml():
+    methods = {path.stem.removeprefix("hf_") for path in METHOD_YAMLS}
+    assert methods == set(METHOD_KEYS), f"methods without a rule here: {methods - set(METHOD_KEYS)}"
+
+
+@pytest.mark.parametrize("path", METHOD_YAMLS, ids=str)
+def test_a_method_yaml_differs_from_finetune_only_in_the_keys_of_its_method(path):
+    from ruamel.yaml import YAML
+
+    reference = path.with_name(("hf_" if path.stem.startswith("hf_") else "") + "finetune.yaml")
+    method, other = YAML().load((REPO / path).read_text()), YAML().load((REPO / reference).read_text())
+    differing = {key for key in set(method) | set(other) if _node(method.get(key)) != _node(other.get(key))}
+    owned = ANY_METHOD | METHOD_KEYS[path.stem.removeprefix("hf_")]
+    assert differing <= owned, f"{path} differs from {reference.name} in {sorted(differing - owned)}"

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from speechbrain_xfer.checkpoints import AtomicCheckpointer
-from speechbrain_xfer.encoders.errors import PretrainedSourceError
-from speechbrain_xfer.encoders.speechbrain_pretrained import load_speechbrain_modules
+from speechbrain_xfer.pretrained.errors import PretrainedSourceError
+from speechbrain_xfer.pretrained.loading import load_speechbrain_modules
 
 
 class RunsCodeWhenLoaded:

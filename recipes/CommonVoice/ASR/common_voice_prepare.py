@@ -81,8 +81,12 @@ def prepare_common_voice(data_folder, save_folder, skip_prep=False):
         _write_csv(os.path.join(save_folder, f"{split}.csv"), rows)
         counts[split], empty = len(rows), empty + left_out
     mark_prepared(save_folder, options, OPTIONS_FILE)
-    logger.info("Common Voice: %s utterances written to %s; %d left out (empty transcript after normalization)",
-                ", ".join(f"{n} {s}" for s, n in counts.items()), save_folder, empty)  # fmt: skip
+    logger.info(
+        "Common Voice: %s utterances written to %s; %d left out (empty transcript after normalization)",
+        ", ".join(f"{n} {s}" for s, n in counts.items()),
+        save_folder,
+        empty,
+    )
 
 
 def normalize_text(text):
@@ -105,9 +109,11 @@ def _check_layout(data_folder):
     if not os.path.isdir(os.path.join(data_folder, "clips")):
         missing.append("clips/")
     if missing:
-        raise FileNotFoundError(f"'{data_folder}' is not a Common Voice language folder: expected one language of "
-                                f"an extracted release (train.tsv, dev.tsv, test.tsv and clips/*.mp3, e.g. "
-                                f"cv-corpus-6.1-2020-12-11/rw); missing: {', '.join(missing)}")  # fmt: skip
+        raise FileNotFoundError(
+            f"'{data_folder}' is not a Common Voice language folder: expected one language of "
+            f"an extracted release (train.tsv, dev.tsv, test.tsv and clips/*.mp3, e.g. "
+            f"cv-corpus-6.1-2020-12-11/rw); missing: {', '.join(missing)}"
+        )
 
 
 def _split_rows(data_folder, name, wav_folder):
@@ -119,8 +125,10 @@ def _split_rows(data_folder, name, wav_folder):
         reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         absent = [c for c in SOURCE_COLUMNS if c not in (reader.fieldnames or [])]
         if absent:
-            raise ValueError(f"{source} has no column(s) {absent} (columns: {reader.fieldnames}); "
-                             f"is it an original Common Voice TSV?")  # fmt: skip
+            raise ValueError(
+                f"{source} has no column(s) {absent} (columns: {reader.fieldnames}); "
+                f"is it an original Common Voice TSV?"
+            )
         for line, row in enumerate(reader, start=2):
             transcript = normalize_text(row["sentence"] or "")
             if not transcript:
@@ -128,12 +136,20 @@ def _split_rows(data_folder, name, wav_folder):
                 continue
             clip = os.path.join(data_folder, "clips", row["path"])
             if not os.path.isfile(clip):
-                raise FileNotFoundError(f"{source}, line {line}: clips/{row['path']} is not in '{data_folder}'; "
-                                        f"re-extract the release")  # fmt: skip
+                raise FileNotFoundError(
+                    f"{source}, line {line}: clips/{row['path']} is not in '{data_folder}'; re-extract the release"
+                )
             utt_id = os.path.splitext(row["path"])[0]
             wav = os.path.abspath(os.path.join(wav_folder, f"{utt_id}.wav"))
-            rows.append({"ID": utt_id, "duration": _convert(clip, wav), "wav": wav, "spk_id": row["client_id"],
-                         "transcript": transcript})  # fmt: skip
+            rows.append(
+                {
+                    "ID": utt_id,
+                    "duration": _convert(clip, wav),
+                    "wav": wav,
+                    "spk_id": row["client_id"],
+                    "transcript": transcript,
+                }
+            )
     return rows, left_out
 
 
@@ -145,8 +161,9 @@ def _convert(clip, wav):
         audio, rate = sf.read(clip, dtype="float32", always_2d=True)
     except sf.LibsndfileError as error:
         versions = f"soundfile {sf.__version__}, libsndfile {sf.__libsndfile_version__} here"
-        raise RuntimeError(f"cannot decode {clip}: {error}; MP3 needs soundfile >= 0.12 with libsndfile >= 1.1 "
-                           f"({versions})") from error  # fmt: skip
+        raise RuntimeError(
+            f"cannot decode {clip}: {error}; MP3 needs soundfile >= 0.12 with libsndfile >= 1.1 ({versions})"
+        ) from error
     samples = torch.from_numpy(audio.mean(axis=1))
     if rate != SAMPLE_RATE:
         samples = torchaudio.functional.resample(samples, rate, SAMPLE_RATE)

@@ -21,14 +21,21 @@ def dataio_prepare(hparams):
     """Writes the manifests and 16 kHz clips (once, on the main process), then the tokenizer and the datasets."""
     sb.utils.distributed.run_on_main(
         prepare_common_voice,
-        kwargs={"data_folder": hparams["data_folder"], "save_folder": hparams["manifest_folder"],
-                "skip_prep": hparams["skip_prep"]},
-    )  # fmt: skip
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["manifest_folder"],
+            "skip_prep": hparams["skip_prep"],
+        },
+    )
     csvs = {split: hparams[f"{split}_csv"] for split in ("train", "valid", "test")}
     datasets, hparams["tokenizer"] = asr_datasets(
-        hparams["data_folder"], csvs, hparams["save_folder"], tokenizer="sentencepiece",
-        vocab_size=hparams["vocab_size"], model_type=hparams["token_type"],
-    )  # fmt: skip
+        hparams["data_folder"],
+        csvs,
+        hparams["save_folder"],
+        tokenizer="sentencepiece",
+        vocab_size=hparams["vocab_size"],
+        model_type=hparams["token_type"],
+    )
     return datasets
 
 

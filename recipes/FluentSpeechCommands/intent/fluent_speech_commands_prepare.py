@@ -64,8 +64,11 @@ def prepare_fluent_speech_commands(data_folder, save_folder, skip_prep=False):
             writer.writerows(rows)
         counts[split] = len(rows)
     mark_prepared(save_folder, options, OPTIONS_FILE)
-    logger.info("Fluent Speech Commands: %s utterances written to %s",
-                ", ".join(f"{n} {s}" for s, n in counts.items()), save_folder)  # fmt: skip
+    logger.info(
+        "Fluent Speech Commands: %s utterances written to %s",
+        ", ".join(f"{n} {s}" for s, n in counts.items()),
+        save_folder,
+    )
 
 
 def _check_layout(data_folder):
@@ -75,9 +78,11 @@ def _check_layout(data_folder):
     if not os.path.isdir(os.path.join(data_folder, "wavs", "speakers")):
         missing.append("wavs/speakers/")
     if missing:
-        raise FileNotFoundError(f"'{data_folder}' is not a Fluent Speech Commands folder: expected the extracted "
-                                f"fluent_speech_commands_dataset (data/{{train,valid,test}}_data.csv and "
-                                f"wavs/speakers/<speakerId>/*.wav); missing: {', '.join(missing)}")  # fmt: skip
+        raise FileNotFoundError(
+            f"'{data_folder}' is not a Fluent Speech Commands folder: expected the extracted "
+            f"fluent_speech_commands_dataset (data/{{train,valid,test}}_data.csv and "
+            f"wavs/speakers/<speakerId>/*.wav); missing: {', '.join(missing)}"
+        )
     return sources
 
 
@@ -86,20 +91,31 @@ def _split_rows(data_folder, source):
         reader = csv.DictReader(f)
         absent = [c for c in SOURCE_COLUMNS if c not in (reader.fieldnames or [])]
         if absent:
-            raise ValueError(f"{source} has no column(s) {absent} (columns: {reader.fieldnames}); "
-                             f"is it an original Fluent Speech Commands CSV?")  # fmt: skip
+            raise ValueError(
+                f"{source} has no column(s) {absent} (columns: {reader.fieldnames}); "
+                f"is it an original Fluent Speech Commands CSV?"
+            )
         rows, seen = [], set()
         for line, row in enumerate(reader, start=2):
             path = os.path.join(data_folder, row["path"])
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"{source}, line {line}: {row['path']} is not in '{data_folder}'; "
-                                        f"re-extract the archive")  # fmt: skip
+                raise FileNotFoundError(
+                    f"{source}, line {line}: {row['path']} is not in '{data_folder}'; re-extract the archive"
+                )
             utt_id = f"{row['speakerId']}_{os.path.splitext(os.path.basename(row['path']))[0]}"
             while utt_id in seen:  # the same recording listed twice keeps one row per listing
                 utt_id += "_dup"
             seen.add(utt_id)
-            rows.append({"ID": utt_id, "duration": round(sf.info(path).duration, 3),
-                         "wav": f"$data_root/{row['path']}", "spk_id": row["speakerId"],
-                         "transcript": row["transcription"], "action": row["action"],
-                         "object": row["object"], "location": row["location"]})  # fmt: skip
+            rows.append(
+                {
+                    "ID": utt_id,
+                    "duration": round(sf.info(path).duration, 3),
+                    "wav": f"$data_root/{row['path']}",
+                    "spk_id": row["speakerId"],
+                    "transcript": row["transcription"],
+                    "action": row["action"],
+                    "object": row["object"],
+                    "location": row["location"],
+                }
+            )
     return rows

@@ -92,22 +92,38 @@ def prepare_iemocap(data_folder, save_folder, test_session=5, skip_prep=False):
             relative = f"Session{session}/sentences/wav/{utt_id.rsplit('_', 1)[0]}/{utt_id}.wav"
             path = os.path.join(data_folder, relative)
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"{utt_id} is labelled in Session{session}/dialog/EmoEvaluation/ but "
-                                        f"{relative} is not in '{data_folder}'; re-extract the release")  # fmt: skip
-            rows[split].append({"ID": utt_id, "duration": round(sf.info(path).duration, 3),
-                                "wav": f"$data_root/{relative}", "spk_id": speaker, "emotion": emotion})  # fmt: skip
+                raise FileNotFoundError(
+                    f"{utt_id} is labelled in Session{session}/dialog/EmoEvaluation/ but "
+                    f"{relative} is not in '{data_folder}'; re-extract the release"
+                )
+            rows[split].append(
+                {
+                    "ID": utt_id,
+                    "duration": round(sf.info(path).duration, 3),
+                    "wav": f"$data_root/{relative}",
+                    "spk_id": speaker,
+                    "emotion": emotion,
+                }
+            )
     os.makedirs(save_folder, exist_ok=True)
     for split in SPLITS:
         _write_csv(os.path.join(save_folder, f"{split}.csv"), rows[split])
     mark_prepared(save_folder, options, OPTIONS_FILE)
-    logger.info("IEMOCAP (test Session%d, valid %s): %s utterances written to %s; %d with other labels left out",
-                test_session, valid_speaker, ", ".join(f"{len(rows[s])} {s}" for s in SPLITS), save_folder,
-                dropped)  # fmt: skip
+    logger.info(
+        "IEMOCAP (test Session%d, valid %s): %s utterances written to %s; %d with other labels left out",
+        test_session,
+        valid_speaker,
+        ", ".join(f"{len(rows[s])} {s}" for s in SPLITS),
+        save_folder,
+        dropped,
+    )
 
 
 def _check_layout(data_folder):
-    hint = (f"'{data_folder}' is not an IEMOCAP folder: expected IEMOCAP_full_release (Session1..Session5, each "
-            f"with dialog/EmoEvaluation/*.txt and sentences/wav/)")  # fmt: skip
+    hint = (
+        f"'{data_folder}' is not an IEMOCAP folder: expected IEMOCAP_full_release (Session1..Session5, each "
+        f"with dialog/EmoEvaluation/*.txt and sentences/wav/)"
+    )
     if not os.path.isdir(data_folder):
         raise FileNotFoundError(f"{hint}; the folder does not exist")
     missing = []
@@ -134,8 +150,10 @@ def _labels(data_folder, session):
                     continue
                 match = SUMMARY_LINE.match(line)
                 if match is None:
-                    raise ValueError(f"{path}, line {number}: expected '[start - end]<TAB>utterance<TAB>label"
-                                     f"<TAB>[v, a, d]', got {line.strip()!r}")  # fmt: skip
+                    raise ValueError(
+                        f"{path}, line {number}: expected '[start - end]<TAB>utterance<TAB>label"
+                        f"<TAB>[v, a, d]', got {line.strip()!r}"
+                    )
                 yield match.group(3), match.group(4)
 
 

@@ -21,9 +21,13 @@ def dataio_prepare(hparams):
     """Writes the manifests (once, on the main process), then builds the datasets from them."""
     sb.utils.distributed.run_on_main(
         prepare_iemocap,
-        kwargs={"data_folder": hparams["data_folder"], "save_folder": hparams["manifest_folder"],
-                "test_session": hparams["test_session"], "skip_prep": hparams["skip_prep"]},
-    )  # fmt: skip
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["manifest_folder"],
+            "test_session": hparams["test_session"],
+            "skip_prep": hparams["skip_prep"],
+        },
+    )
     return prepare_classification(hparams)
 
 

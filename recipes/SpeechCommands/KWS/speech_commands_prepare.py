@@ -81,9 +81,15 @@ def prepare_speech_commands(data_folder, save_folder, setup="12", skip_prep=Fals
             relative = f"{word}/{name}"
             split = next((s for s, listed in held_out.items() if relative in listed), "train")
             path = os.path.join(data_folder, word, name)
-            rows[split].append({"ID": f"{word}_{name[:-4]}", "duration": _duration(path),
-                                "wav": f"$data_root/{relative}", "spk_id": name.split("_nohash_")[0],
-                                "word": label})  # fmt: skip
+            rows[split].append(
+                {
+                    "ID": f"{word}_{name[:-4]}",
+                    "duration": _duration(path),
+                    "wav": f"$data_root/{relative}",
+                    "spk_id": name.split("_nohash_")[0],
+                    "word": label,
+                }
+            )
     if setup == "12":
         for split, clips in _silence_clips(data_folder, os.path.join(save_folder, "silence")).items():
             rows[split].extend(clips)
@@ -91,14 +97,20 @@ def prepare_speech_commands(data_folder, save_folder, setup="12", skip_prep=Fals
     for split in SPLITS:
         _write_csv(os.path.join(save_folder, f"{split}.csv"), rows[split])
     mark_prepared(save_folder, options, OPTIONS_FILE)
-    logger.info("Speech Commands (setup %s): %s utterances written to %s", setup,
-                ", ".join(f"{len(rows[s])} {s}" for s in SPLITS), save_folder)  # fmt: skip
+    logger.info(
+        "Speech Commands (setup %s): %s utterances written to %s",
+        setup,
+        ", ".join(f"{len(rows[s])} {s}" for s in SPLITS),
+        save_folder,
+    )
 
 
 def _check_layout(data_folder):
     """The word folders of ``data_folder``, after checking that it is a Speech Commands folder."""
-    hint = (f"'{data_folder}' is not a Speech Commands folder: expected the extracted speech_commands_v0.02 "
-            f"archive (one folder per word, {LISTS['valid']}, {LISTS['test']}, {NOISE_FOLDER}/)")  # fmt: skip
+    hint = (
+        f"'{data_folder}' is not a Speech Commands folder: expected the extracted speech_commands_v0.02 "
+        f"archive (one folder per word, {LISTS['valid']}, {LISTS['test']}, {NOISE_FOLDER}/)"
+    )
     if not os.path.isdir(data_folder):
         raise FileNotFoundError(f"{hint}; the folder does not exist")
     missing = [name for name in LISTS.values() if not os.path.isfile(os.path.join(data_folder, name))]
@@ -125,8 +137,10 @@ def _silence_clips(data_folder, clip_folder):
     """Cuts every background-noise file into 1 s clips; returns their manifest rows by split."""
     noise_folder = os.path.join(data_folder, NOISE_FOLDER)
     if not os.path.isdir(noise_folder):
-        raise FileNotFoundError(f"no {NOISE_FOLDER}/ in '{data_folder}': setup '12' cuts its _silence_ "
-                                f"clips from there; use setup '35' or restore the folder")  # fmt: skip
+        raise FileNotFoundError(
+            f"no {NOISE_FOLDER}/ in '{data_folder}': setup '12' cuts its _silence_ "
+            f"clips from there; use setup '35' or restore the folder"
+        )
     os.makedirs(clip_folder, exist_ok=True)
     rows = {split: [] for split in SPLITS}
     for name in sorted(os.listdir(noise_folder)):

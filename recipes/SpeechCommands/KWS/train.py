@@ -20,9 +20,13 @@ def dataio_prepare(hparams):
     """Writes the manifests (once, on the main process), then builds the datasets from them."""
     sb.utils.distributed.run_on_main(
         prepare_speech_commands,
-        kwargs={"data_folder": hparams["data_folder"], "save_folder": hparams["manifest_folder"],
-                "setup": hparams["setup"], "skip_prep": hparams["skip_prep"]},
-    )  # fmt: skip
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["manifest_folder"],
+            "setup": hparams["setup"],
+            "skip_prep": hparams["skip_prep"],
+        },
+    )
     return prepare_classification(hparams)
 
 

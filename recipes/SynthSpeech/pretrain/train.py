@@ -23,7 +23,8 @@ import speechbrain as sb
 
 from speechbrain_xfer.brains import CTCBrain
 from speechbrain_xfer.data.dataio import asr_datasets
-from speechbrain_xfer.experiment import export_source, run_experiment
+from speechbrain_xfer.experiment import run_experiment
+from speechbrain_xfer.hub.source_export import export_source
 
 
 def dataio_prepare(hparams):

@@ -17,7 +17,8 @@ import speechbrain as sb
 
 from speechbrain_xfer.brains import UtteranceClassifierBrain
 from speechbrain_xfer.data.dataio import prepare_classification
-from speechbrain_xfer.experiment import export_source, run_experiment
+from speechbrain_xfer.experiment import run_experiment
+from speechbrain_xfer.hub.source_export import export_source
 
 if __name__ == "__main__":
     brain, datasets = run_experiment(UtteranceClassifierBrain, prepare_classification, sys.argv[1:])

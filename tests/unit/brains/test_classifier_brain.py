@@ -5,7 +5,7 @@ import speechbrain as sb
 import torch
 
 from speechbrain_xfer.data.dataio import ManifestError, classification_datasets
-from speechbrain_xfer.data.synth import read_manifest, write_manifest
+from speechbrain_xfer.synthspeech.synth import read_manifest, write_manifest
 
 
 def test_keyword_brain_overfits_a_handful_of_utterances(tiny_corpus, tmp_path, small_manifest, make_brain):
@@ -67,8 +67,7 @@ def test_gradient_clipping_covers_every_group(tiny_corpus, tmp_path, small_manif
     folder = root / "words" / "target"
     train_csv = str(tmp_path / "train.csv")
     small_manifest(folder, train_csv, per_class=1, key="word")
-    extra = {"encoder_opt_class": lambda groups: torch.optim.SGD(groups, lr=0.0), "encoder_lr": 0.0,
-             "layer_decay": 0.5}  # fmt: skip
+    extra = {"encoder_opt_class": lambda groups: torch.optim.SGD(groups, lr=0.0), "encoder_lr": 0.0, "layer_decay": 0.5}
     brain, data = make_brain(tmp_path, folder, ["word"], train_csv, extra=extra)
     brain.max_grad_norm = 1e-3
     brain.on_fit_start()

@@ -13,12 +13,13 @@ from speechbrain.processing.features import InputNormalization
 from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_xfer.brains import CTCBrain
-from speechbrain_xfer.data.dataio import CharTokenizer, ManifestError, asr_datasets
-from speechbrain_xfer.data.synth import read_manifest, write_manifest
+from speechbrain_xfer.data.dataio import ManifestError, asr_datasets
+from speechbrain_xfer.data.tokenizers import CharTokenizer
 from speechbrain_xfer.encoders import PretrainedSourceError
 from speechbrain_xfer.encoders.conv import ConvEncoder
 from speechbrain_xfer.lobes import CTCHead
 from speechbrain_xfer.regularization import L2SP
+from speechbrain_xfer.synthspeech.synth import read_manifest, write_manifest
 
 N_UTTERANCES = 8
 LOADER = {"batch_size": 4, "shuffle": True}
@@ -156,8 +157,14 @@ def test_sentencepiece_ctc_learns(asr_manifest, tmp_path):
 def test_validation_saves_a_checkpoint_ranked_by_cer(asr_manifest, tmp_path):
     folder, csvs = asr_manifest
     brain, data = ctc_brain(folder, csvs, tmp_path, checkpointer=True)
-    brain.fit(range(1), data["train"], data["valid"], progressbar=False,
-              train_loader_kwargs=LOADER, valid_loader_kwargs=eval_loader())  # fmt: skip
+    brain.fit(
+        range(1),
+        data["train"],
+        data["valid"],
+        progressbar=False,
+        train_loader_kwargs=LOADER,
+        valid_loader_kwargs=eval_loader(),
+    )
     assert set(brain.valid_stats) == {"loss", "WER", "CER"}
     (checkpoint,) = brain.checkpointer.list_checkpoints()
     assert checkpoint.meta["WER"] == brain.valid_stats["WER"] and checkpoint.meta["CER"] == brain.valid_stats["CER"]

@@ -27,11 +27,17 @@ def train(regularizer_class, extra=None):
     encoder = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8))
     head = torch.nn.Linear(8, 1)
     regularizer = regularizer_class(encoder, head, alpha=0.5, beta=0.1)
-    brain = RegressionBrain(modules={"encoder": encoder, "head": head},
-                            opt_class=lambda params: torch.optim.Adam(params, lr=0.05),
-                            hparams={"regularizers": {"l2sp": regularizer}, "regularizer_weights": {"l2sp": 2.0},
-                                     "encoder": encoder, **(extra or {})},
-                            run_opts={"device": "cpu", "max_grad_norm": 1.0})  # fmt: skip
+    brain = RegressionBrain(
+        modules={"encoder": encoder, "head": head},
+        opt_class=lambda params: torch.optim.Adam(params, lr=0.05),
+        hparams={
+            "regularizers": {"l2sp": regularizer},
+            "regularizer_weights": {"l2sp": 2.0},
+            "encoder": encoder,
+            **(extra or {}),
+        },
+        run_opts={"device": "cpu", "max_grad_norm": 1.0},
+    )
     generator = torch.Generator().manual_seed(1)
     inputs = torch.randn(32, 3, generator=generator)
     data = torch.utils.data.TensorDataset(inputs, inputs.sum(dim=1, keepdim=True).sin())

@@ -28,9 +28,12 @@ class RegressionBrain(TransferBrain):
 def make_brain(bad_steps, bad_value=float("nan"), hparams=None, run_opts=None):
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
-    return RegressionBrain(modules={"model": model}, opt_class=lambda params: torch.optim.SGD(params, lr=0.1),
-                           hparams={"bad_steps": set(bad_steps), "bad_value": bad_value, **(hparams or {})},
-                           run_opts={"device": "cpu", **(run_opts or {})})  # fmt: skip
+    return RegressionBrain(
+        modules={"model": model},
+        opt_class=lambda params: torch.optim.SGD(params, lr=0.1),
+        hparams={"bad_steps": set(bad_steps), "bad_value": bad_value, **(hparams or {})},
+        run_opts={"device": "cpu", **(run_opts or {})},
+    )
 
 
 def batches():
@@ -47,7 +50,7 @@ def weights(brain):
 @pytest.mark.parametrize("bad_value", [float("nan"), float("inf")], ids=["nan", "inf"])
 def test_a_nonfinite_loss_skips_its_step_and_is_counted_in_the_log(bad_value, caplog):
     brain = make_brain(bad_steps={2, 5}, bad_value=bad_value)
-    with caplog.at_level(logging.WARNING, logger="speechbrain_xfer.brains.transfer"):
+    with caplog.at_level(logging.WARNING, logger="speechbrain_xfer.brains.nonfinite"):
         brain.fit(range(1), batches(), progressbar=False)
     assert weights(brain).isfinite().all()
     messages = [r.getMessage() for r in caplog.records if "not finite" in r.getMessage()]
@@ -76,7 +79,7 @@ def test_a_nonfinite_gradient_with_a_finite_loss_skips_the_whole_step(caplog):
     model.bias.register_hook(lambda grad: grad * float("nan") if skipped_at_first.step == 1 else grad)
     one_batch = [next(iter(batches()))]
     brain.fit(range(1), one_batch, progressbar=False)
-    with caplog.at_level(logging.WARNING, logger="speechbrain_xfer.brains.transfer"):
+    with caplog.at_level(logging.WARNING, logger="speechbrain_xfer.brains.nonfinite"):
         skipped_at_first.fit(range(1), one_batch, progressbar=False)
     assert torch.equal(weights(skipped_at_first), weights(make_brain(bad_steps=())))
     assert not torch.equal(weights(brain), weights(skipped_at_first))

@@ -23,8 +23,9 @@ def test_parse_shots_takes_positive_integers_and_all():
     assert parse_shots("1, 3,10,all") == [1, 3, 10, "all"]
 
 
-@pytest.mark.parametrize("text, bad", [("0", "'0'"), ("1,-3", "'-3'"), ("1,,3", "''"), ("ten", "'ten'"),
-                                       ("1.5", "'1.5'"), ("All", "'All'")])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, bad", [("0", "'0'"), ("1,-3", "'-3'"), ("1,,3", "''"), ("ten", "'ten'"), ("1.5", "'1.5'"), ("All", "'All'")]
+)
 def test_parse_shots_names_the_bad_item(text, bad):
     with pytest.raises(ValueError, match=f"--shots takes positive integers or 'all'.*got {bad}"):
         parse_shots(text)
@@ -42,10 +43,21 @@ def test_run_command_gives_the_k_shot_manifest_seed_and_folder():
     command = run_command(run, "recipes", "corpus", "pre/encoder", extra_overrides=["--number_of_epochs=2"])
     data, recipe = os.path.join("corpus", "words", "target"), os.path.join("recipes", "KWS")
     assert command == [
-        sys.executable, os.path.join(recipe, "train.py"), os.path.join(recipe, "hparams", "l2sp.yaml"),
-        "--data_folder", data, "--train_csv", os.path.join(data, "train_k3.csv"), "--seed", "2",
-        "--output_folder", run.folder, "--pretrained_source", "pre/encoder", "--number_of_epochs=2",
-    ]  # fmt: skip
+        sys.executable,
+        os.path.join(recipe, "train.py"),
+        os.path.join(recipe, "hparams", "l2sp.yaml"),
+        "--data_folder",
+        data,
+        "--train_csv",
+        os.path.join(data, "train_k3.csv"),
+        "--seed",
+        "2",
+        "--output_folder",
+        run.folder,
+        "--pretrained_source",
+        "pre/encoder",
+        "--number_of_epochs=2",
+    ]
 
 
 def test_task_sources_give_some_tasks_another_pretrained_source():
@@ -86,9 +98,15 @@ def test_check_inputs_names_every_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         check_inputs(runs, str(recipes), str(corpus))
     message = str(info.value)
-    expected = [recipes / "KWS/hparams/lora.yaml", recipes / "intent/train.py", recipes / "intent/hparams/scratch.yaml",
-                recipes / "intent/hparams/lora.yaml", corpus / "words/target/train_k7.csv",
-                corpus / "intent/train_k1.csv", corpus / "intent/train_k7.csv"]  # fmt: skip
+    expected = [
+        recipes / "KWS/hparams/lora.yaml",
+        recipes / "intent/train.py",
+        recipes / "intent/hparams/scratch.yaml",
+        recipes / "intent/hparams/lora.yaml",
+        corpus / "words/target/train_k7.csv",
+        corpus / "intent/train_k1.csv",
+        corpus / "intent/train_k7.csv",
+    ]
     assert sorted(message.splitlines()[1:]) == sorted(f"  {path}" for path in expected)  # each once
 
 

@@ -8,9 +8,15 @@ from speechbrain_xfer.curves.report import CSV_COLUMNS, curve_rows, markdown_tab
 
 def summary(history, test, metric="accuracy", higher_is_better=True, steps=None, **extra):
     """A summary.json as TransferBrain.write_summary writes it."""
-    return {"metric": metric, "higher_is_better": higher_is_better, "test": {metric: test, "loss": 1.0},
-            "valid_history": [list(h) for h in history], "train_time_s": 12.345,
-            "steps": steps if steps is not None else (history[-1][0] if history else 0), **extra}  # fmt: skip
+    return {
+        "metric": metric,
+        "higher_is_better": higher_is_better,
+        "test": {metric: test, "loss": 1.0},
+        "valid_history": [list(h) for h in history],
+        "train_time_s": 12.345,
+        "steps": steps if steps is not None else (history[-1][0] if history else 0),
+        **extra,
+    }
 
 
 def run(method, shots=1, seed=1, task="kws", out="out"):

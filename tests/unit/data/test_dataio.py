@@ -3,7 +3,7 @@
 import os
 
 from speechbrain_xfer.data.dataio import classification_datasets
-from speechbrain_xfer.data.synth import read_manifest
+from speechbrain_xfer.synthspeech.synth import read_manifest
 
 
 def test_valid_and_test_are_sorted_by_duration_and_train_keeps_its_order(tiny_corpus, tmp_path):

@@ -16,11 +16,12 @@ from speechbrain.processing.features import InputNormalization
 
 from speechbrain_xfer.brains import UtteranceClassifierBrain
 from speechbrain_xfer.data.dataio import classification_datasets
-from speechbrain_xfer.data.feature_cache import add_feature_cache, feature_cache_applies, frame_lengths
-from speechbrain_xfer.data.synth import read_manifest, write_manifest
+from speechbrain_xfer.data.feature_cache import add_feature_cache, feature_cache_applies
 from speechbrain_xfer.encoders.conv import ConvEncoder
 from speechbrain_xfer.lobes import ClassifierHead, MeanMaxPooling
+from speechbrain_xfer.lobes.features import frame_lengths
 from speechbrain_xfer.regularization import DELTA, L2SP
+from speechbrain_xfer.synthspeech.synth import read_manifest, write_manifest
 
 
 def copy_subset(source, dest, count):
@@ -63,8 +64,9 @@ def build_brain(folder, csv, save, target, feature_cache=None, memory_mb=1024, w
     item = None
     if feature_cache is not None:
         front_end = hparams["compute_features"], hparams["mean_var_norm"]
-        item = add_feature_cache(datasets, feature_cache, encoder, *front_end, memory_mb=memory_mb,
-                                 wav_augment=wav_augment, views=views)  # fmt: skip
+        item = add_feature_cache(
+            datasets, feature_cache, encoder, *front_end, memory_mb=memory_mb, wav_augment=wav_augment, views=views
+        )
     return brain, datasets, item
 
 
@@ -93,8 +95,9 @@ def test_cached_outputs_equal_the_batched_brain_path(intent_subset, tmp_path):
     with torch.no_grad():
         uncached = [brain.compute_forward(b, sb.Stage.VALID) for b in make_dataloader(data["train"], batch_size=6)]
     assert {b["features"].shape[1] for b in uncached} != {1}  # the batches hold padding
-    add_feature_cache(data, tmp_path / "cache", brain.modules.encoder, brain.hparams.compute_features,
-                      brain.hparams.mean_var_norm)  # fmt: skip
+    add_feature_cache(
+        data, tmp_path / "cache", brain.modules.encoder, brain.hparams.compute_features, brain.hparams.mean_var_norm
+    )
     with torch.no_grad():
         cached = [brain.compute_forward(b, sb.Stage.VALID) for b in make_dataloader(data["train"], batch_size=6)]
     checked = 0
@@ -187,8 +190,9 @@ def test_a_changed_audio_file_is_encoded_again(intent_subset, tmp_path):
 
 def test_an_unreadable_item_is_encoded_again(intent_subset, tmp_path):
     folder, csv = intent_subset
-    brain, data, _ = build_brain(folder, csv, tmp_path / "save", "intent", feature_cache=tmp_path / "cache",
-                                 memory_mb=0)  # fmt: skip
+    brain, data, _ = build_brain(
+        folder, csv, tmp_path / "save", "intent", feature_cache=tmp_path / "cache", memory_mb=0
+    )
     count = ForwardCount(brain.modules.encoder)
     before = data["train"][0]["encoded"]
     (item,) = (tmp_path / "cache").glob(f"*/{read_manifest(csv)[0]['ID']}.pt")
@@ -232,14 +236,19 @@ def test_the_cache_applies_only_to_outputs_that_never_change():
 
 
 def augmenter(concat_original=False):
-    return Augmenter(concat_original=concat_original, min_augmentations=1, max_augmentations=2,
-                     augmentations=[SpeedPerturb(16000, speeds=[85, 115]), DropChunk(800, 1600, 1, 3)])  # fmt: skip
+    return Augmenter(
+        concat_original=concat_original,
+        min_augmentations=1,
+        max_augmentations=2,
+        augmentations=[SpeedPerturb(16000, speeds=[85, 115]), DropChunk(800, 1600, 1, 3)],
+    )
 
 
 def test_augmented_training_views_are_cached_per_view_and_the_same_in_every_run(intent_subset, tmp_path):
     folder, csv = intent_subset
-    brain, data, item = build_brain(folder, csv, tmp_path / "save", "intent", tmp_path / "cache",
-                                    wav_augment=augmenter(), views=3)  # fmt: skip
+    brain, data, item = build_brain(
+        folder, csv, tmp_path / "save", "intent", tmp_path / "cache", wav_augment=augmenter(), views=3
+    )
     exact = item.encode(read_manifest(csv)[0]["wav"].replace("$data_root", str(folder)))
     count = ForwardCount(brain.modules.encoder)
     random.seed(0)
@@ -259,8 +268,9 @@ def test_augmented_training_views_are_cached_per_view_and_the_same_in_every_run(
     folders = sorted(p.name for p in (tmp_path / "cache").iterdir())
     assert len(folders) == 2  # the augmenter is part of the fingerprint: its own folder
     # Another run with a fresh cache makes the same views (seeded by utterance id and view number).
-    rerun, data, _ = build_brain(folder, csv, tmp_path / "rerun", "intent", tmp_path / "other_cache",
-                                 wav_augment=augmenter(), views=3)  # fmt: skip
+    rerun, data, _ = build_brain(
+        folder, csv, tmp_path / "rerun", "intent", tmp_path / "other_cache", wav_augment=augmenter(), views=3
+    )
     again = [data["train"][0]["encoded"] for _ in range(30)]
     assert all(any(a.shape == d.shape and torch.equal(a, d) for d in distinct) for a in again)
     assert sorted(p.name for p in (tmp_path / "other_cache").iterdir()) == folders
@@ -270,8 +280,9 @@ def test_linear_probing_on_augmented_views_trains_and_encodes_each_view_once(tin
     root, _ = tiny_corpus
     folder = tmp_path / "data"
     csv = copy_subset(root / "intent", folder, 16)
-    brain, data, _ = build_brain(folder, csv, tmp_path / "save", "action", tmp_path / "cache",
-                                 wav_augment=augmenter(), views=2)  # fmt: skip
+    brain, data, _ = build_brain(
+        folder, csv, tmp_path / "save", "action", tmp_path / "cache", wav_augment=augmenter(), views=2
+    )
     count = ForwardCount(brain.modules.encoder)
     before = {k: v.clone() for k, v in brain.modules.heads.state_dict().items()}
     random.seed(0)
@@ -286,8 +297,9 @@ def test_linear_probing_on_augmented_views_trains_and_encodes_each_view_once(tin
 
 def test_with_augmentation_and_no_views_only_the_splits_not_augmented_are_cached(intent_subset, tmp_path):
     folder, csv = intent_subset
-    brain, data, item = build_brain(folder, csv, tmp_path / "save", "intent", tmp_path / "cache",
-                                    wav_augment=augmenter(), views=0)  # fmt: skip
+    brain, data, item = build_brain(
+        folder, csv, tmp_path / "save", "intent", tmp_path / "cache", wav_augment=augmenter(), views=0
+    )
     count = ForwardCount(brain.modules.encoder)
     assert "encoded" not in data["train"][0] and "sig" in data["train"][0]  # the Brain augments these batches
     exact = [data["valid"][i]["encoded"] for i in range(12)]
@@ -295,14 +307,26 @@ def test_with_augmentation_and_no_views_only_the_splits_not_augmented_are_cached
     (only,) = (tmp_path / "cache").iterdir()
     assert not any(".view" in p.name for p in only.iterdir())
     random.seed(0)
-    brain.fit(range(2), data["train"], data["valid"], train_loader_kwargs={"batch_size": 8},
-              valid_loader_kwargs={"batch_size": 8})  # fmt: skip
+    brain.fit(
+        range(2),
+        data["train"],
+        data["valid"],
+        train_loader_kwargs={"batch_size": 8},
+        valid_loader_kwargs={"batch_size": 8},
+    )
     assert count.utterances == 12 + 2 * 12  # every training utterance in each epoch; validation from the cache
 
 
 def test_an_augmenter_that_returns_more_waveforms_than_it_got_is_refused(intent_subset, tmp_path):
     folder, csv = intent_subset
-    _, data, _ = build_brain(folder, csv, tmp_path / "save", "intent", tmp_path / "cache",
-                             wav_augment=augmenter(concat_original=True), views=2)  # fmt: skip
+    _, data, _ = build_brain(
+        folder,
+        csv,
+        tmp_path / "save",
+        "intent",
+        tmp_path / "cache",
+        wav_augment=augmenter(concat_original=True),
+        views=2,
+    )
     with pytest.raises(ValueError, match="concat_original: False"):
         data["train"][0]["encoded"]

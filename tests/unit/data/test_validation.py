@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from speechbrain_xfer.data import validation
+from speechbrain_xfer.data import audio_facts
 from speechbrain_xfer.data.dataio import classification_datasets, read_mono_16k
 from speechbrain_xfer.data.validation import (
     CACHE_NAME,
@@ -153,8 +153,8 @@ def test_the_cache_reads_each_file_once_until_it_changes(corpus, monkeypatch):
     folder, make = corpus
     csvs, cache = make(), str(folder / CACHE_NAME)
     read = []
-    real = validation._read_facts
-    monkeypatch.setattr(validation, "_read_facts", lambda path: read.append(path) or real(path))
+    real = audio_facts.read_audio_facts
+    monkeypatch.setattr(audio_facts, "read_audio_facts", lambda path: read.append(path) or real(path))
     assert check(folder, csvs, cache_file=cache).bad == []
     assert len(read) == 4
     check(folder, csvs, cache_file=cache)

@@ -14,10 +14,10 @@ from tiny_hf import FAMILIES
 
 from speechbrain_xfer.brains import LayerSchedule, UtteranceClassifierBrain
 from speechbrain_xfer.data.dataio import classification_datasets
-from speechbrain_xfer.data.synth import read_manifest, write_manifest
 from speechbrain_xfer.encoders import AdaptedEncoder, ConvEncoder, HFEncoder, add_adapters, parameter_counts
 from speechbrain_xfer.lobes import ClassifierHead, MeanMaxPooling
 from speechbrain_xfer.regularization import L2SP
+from speechbrain_xfer.synthspeech.synth import read_manifest, write_manifest
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:`gradient_checkpointing_disable` is deprecated:FutureWarning"),

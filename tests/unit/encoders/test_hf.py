@@ -239,7 +239,7 @@ def no_loading(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the source should have been rejected before loading")
 
-    monkeypatch.setattr(hf_module, "_build_wrapper", refuse)
+    monkeypatch.setattr(hf_module, "build_wrapper", refuse)
 
 
 def test_missing_folder_is_reported(tmp_path, no_loading):
@@ -289,7 +289,7 @@ def test_unsupported_model_type_and_bad_output_layer_are_reported(tiny_models, t
 
 @pytest.mark.parametrize("family", ["wav2vec2", "whisper"])
 def test_frozen_layer_sum_caches_every_hidden_state_and_sums_them_later(tiny_models, family):
-    from speechbrain_xfer.data.feature_cache import front_end_fingerprint
+    from speechbrain_xfer.data.fingerprints import front_end_fingerprint
 
     encoder = HFEncoder(tiny_models[family][0], freeze=True, layer_sum=True, whisper_window="batch")
     wavs, _ = batch()

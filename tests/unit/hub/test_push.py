@@ -18,8 +18,9 @@ def export_folder(tmp_path):
     (folder / "hyperparams.yaml").write_text("sample_rate: 16000\n")
     (folder / "encoder.ckpt").write_bytes(b"\x00" * 64)
     source = str(folder.resolve())
-    (folder / "README.md").write_text(f'---\nlibrary_name: speechbrain\n---\nx = load(source="{source}")\n'
-                                      f'x.classify_file("{source}/example.wav")\n')  # fmt: skip
+    (folder / "README.md").write_text(
+        f'---\nlibrary_name: speechbrain\n---\nx = load(source="{source}")\nx.classify_file("{source}/example.wav")\n'
+    )
     return folder
 
 

@@ -20,7 +20,7 @@ from speechbrain.utils.checkpoints import (
     torch_parameter_transfer,
 )
 
-from speechbrain_xfer.encoders.errors import PretrainedSourceError
+from speechbrain_xfer.pretrained.errors import PretrainedSourceError
 
 logger = logging.getLogger(__name__)
 
@@ -103,9 +103,16 @@ def _check_coverage(name, path, module, result):
             str(path),
         )
     if missing or result.unexpected_keys:
-        logger.warning("%s -> module '%s': %d tensors not in the checkpoint keep their values (%s); %d tensors of "
-                       "the checkpoint are not used (%s)", path, name, len(missing), _some(missing),
-                       len(result.unexpected_keys), _some(result.unexpected_keys))  # fmt: skip
+        logger.warning(
+            "%s -> module '%s': %d tensors not in the checkpoint keep their values (%s); %d tensors of "
+            "the checkpoint are not used (%s)",
+            path,
+            name,
+            len(missing),
+            _some(missing),
+            len(result.unexpected_keys),
+            _some(result.unexpected_keys),
+        )
 
 
 def _some(keys, shown=3):

@@ -24,13 +24,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import soundfile as sf
 
-from speechbrain_xfer.data import texts
-from speechbrain_xfer.data.acoustics import SAMPLE_RATE, apply_conditions, resample_batch
-from speechbrain_xfer.data.espeak import SAMPLE_RATE as ESPEAK_RATE
-from speechbrain_xfer.data.espeak import Espeak, SynthesisError
-from speechbrain_xfer.data.isolation import Failure, run_isolated
-from speechbrain_xfer.data.kshot import write_kshot_manifests
-from speechbrain_xfer.data.voices import SPLITS, Speaker, make_speakers, split_speakers
+from speechbrain_xfer.synthspeech import texts
+from speechbrain_xfer.synthspeech.acoustics import SAMPLE_RATE, apply_conditions, resample_batch
+from speechbrain_xfer.synthspeech.espeak import SAMPLE_RATE as ESPEAK_RATE
+from speechbrain_xfer.synthspeech.espeak import Espeak, SynthesisError
+from speechbrain_xfer.synthspeech.isolation import Failure, run_isolated
+from speechbrain_xfer.synthspeech.kshot import write_kshot_manifests
+from speechbrain_xfer.synthspeech.voices import SPLITS, Speaker, make_speakers, split_speakers
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +82,16 @@ def _plan_words(groups, options):
             for s, spk in enumerate(groups[split]):
                 for rep in range(reps):
                     for word in vocab:
-                        utts.append(Utterance(
-                            f"{split}_s{s:03d}_{word}_{rep}", split, spk, word, {"word": word},
-                            clip_seconds=KEYWORD_CLIP_SECONDS,
-                        ))  # fmt: skip
+                        utts.append(
+                            Utterance(
+                                f"{split}_s{s:03d}_{word}_{rep}",
+                                split,
+                                spk,
+                                word,
+                                {"word": word},
+                                clip_seconds=KEYWORD_CLIP_SECONDS,
+                            )
+                        )
         plans[f"words/{subset}"] = utts
     return plans
 
@@ -124,10 +130,16 @@ def _plan_emotion(groups, options):
                     # Jitter so that classes overlap a little, as real ones do.
                     jitter = (rng.uniform(0.93, 1.07), int(rng.integers(-4, 5)), rng.uniform(0.85, 1.15), 0)
                     pros = tuple(p * j if isinstance(j, float) else p + j for p, j in zip(prosody, jitter))
-                    utts.append(Utterance(
-                        f"{split}_s{s:03d}_{emotion}_{i:02d}", split, spk, text,
-                        {"transcript": text, "emotion": emotion}, prosody=pros,
-                    ))  # fmt: skip
+                    utts.append(
+                        Utterance(
+                            f"{split}_s{s:03d}_{emotion}_{i:02d}",
+                            split,
+                            spk,
+                            text,
+                            {"transcript": text, "emotion": emotion},
+                            prosody=pros,
+                        )
+                    )
     return {"emotion": utts}
 
 
@@ -175,13 +187,16 @@ def _synthesize_chunk(utts, folder, seed):
     for utt in utts:
         rate_f, pitch_off, range_f, volume = utt.prosody
         try:
-            raw.append(tts.synthesize(
-                utt.text, voice=utt.speaker.voice,
-                rate=np.clip(utt.speaker.rate * rate_f, 80, 450),
-                pitch=np.clip(utt.speaker.pitch + pitch_off, 0, 99),
-                range=np.clip(utt.speaker.range * range_f, 0, 99),
-                volume=volume,
-            ))  # fmt: skip
+            raw.append(
+                tts.synthesize(
+                    utt.text,
+                    voice=utt.speaker.voice,
+                    rate=np.clip(utt.speaker.rate * rate_f, 80, 450),
+                    pitch=np.clip(utt.speaker.pitch + pitch_off, 0, 99),
+                    range=np.clip(utt.speaker.range * range_f, 0, 99),
+                    volume=volume,
+                )
+            )
         except SynthesisError as error:
             raw.append(Failure(str(error)))
     ok = [i for i, r in enumerate(raw) if not isinstance(r, Failure)]
@@ -248,12 +263,15 @@ def synthesize_subset(folder, utts, options, task, jobs=1, progress=True):
     chunks = [utts[i : i + CHUNK_SIZE] for i in range(0, len(utts), CHUNK_SIZE)]
     from tqdm import tqdm
 
-    with tqdm(total=len(utts), desc=f"synth {os.path.basename(folder) or folder}",
-              disable=not progress, unit="utt") as bar:  # fmt: skip
+    with tqdm(
+        total=len(utts), desc=f"synth {os.path.basename(folder) or folder}", disable=not progress, unit="utt"
+    ) as bar:
         durations = run_isolated(
             lambda chunk: _synthesize_chunk(chunk, folder, options.seed),
-            chunks, jobs=jobs, on_progress=bar.update,
-        )  # fmt: skip
+            chunks,
+            jobs=jobs,
+            on_progress=bar.update,
+        )
     failures = [
         {"ID": u.id, "voice": u.speaker.id, "text": u.text, "reason": d.reason}
         for u, d in zip(utts, durations)

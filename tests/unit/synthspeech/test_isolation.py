@@ -4,7 +4,7 @@ import ctypes
 import os
 import signal
 
-from speechbrain_xfer.data.isolation import Failure, run_isolated
+from speechbrain_xfer.synthspeech.isolation import Failure, run_isolated
 
 
 def _work(items):

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from speechbrain.dataio.dataset import DynamicItemDataset
 
-from speechbrain_xfer.data.synth import (
+from speechbrain_xfer.synthspeech.synth import (
     STRATIFY_BY,
     SynthOptions,
     Utterance,
@@ -19,7 +19,7 @@ from speechbrain_xfer.data.synth import (
     synthesize_subset,
     synthesize_task,
 )
-from speechbrain_xfer.data.voices import SPLITS, Speaker
+from speechbrain_xfer.synthspeech.voices import SPLITS, Speaker
 
 SUBSETS = ("words/source", "words/target", "intent", "emotion", "asr/source", "asr/target")
 LABELS = {
@@ -106,8 +106,9 @@ def test_same_seed_gives_identical_bytes(tmp_path):
     options = SynthOptions(seed=11, num_speakers=4, scale=0.2)
     synthesize_task("emotion", str(tmp_path / "a"), options, jobs=1, progress=False)
     synthesize_task("emotion", str(tmp_path / "b"), options, jobs=2, progress=False)
-    synthesize_task("emotion", str(tmp_path / "c"), SynthOptions(seed=12, num_speakers=4, scale=0.2),
-                    jobs=2, progress=False)  # fmt: skip
+    synthesize_task(
+        "emotion", str(tmp_path / "c"), SynthOptions(seed=12, num_speakers=4, scale=0.2), jobs=2, progress=False
+    )
     digest_a, n_files = _digest(tmp_path / "a")
     assert n_files > 20
     assert digest_a == _digest(tmp_path / "b")[0]
@@ -126,8 +127,11 @@ def test_work_already_done_is_skipped(tiny_corpus):
 def test_a_failing_voice_is_reported_not_fatal(tmp_path):
     good = Speaker("en-us", "m1", 170, 50, 50)
     bad = Speaker("xx-nowhere", "m1", 170, 50, 50)
-    utts = [Utterance(f"{split}_{i}", split, bad if i == 1 else good, "stop", {"word": "stop"}, clip_seconds=1.0)
-            for split in SPLITS for i in range(3)]  # fmt: skip
+    utts = [
+        Utterance(f"{split}_{i}", split, bad if i == 1 else good, "stop", {"word": "stop"}, clip_seconds=1.0)
+        for split in SPLITS
+        for i in range(3)
+    ]
     report = synthesize_subset(str(tmp_path), utts, SynthOptions(), "words", jobs=2, progress=False)
     assert report["counts"] == {"train": 2, "valid": 2, "test": 2}
     assert [f["ID"] for f in report["failures"]] == ["train_1", "valid_1", "test_1"]

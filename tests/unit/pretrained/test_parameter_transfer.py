@@ -5,7 +5,7 @@ import logging
 import pytest
 import torch
 
-from speechbrain_xfer.encoders import PretrainedSourceError, load_speechbrain_modules
+from speechbrain_xfer.pretrained import PretrainedSourceError, load_speechbrain_modules
 
 
 def tiny(width=8):

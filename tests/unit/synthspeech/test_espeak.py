@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from speechbrain_xfer.data.espeak import SAMPLE_RATE, Espeak, SynthesisError
+from speechbrain_xfer.synthspeech.espeak import SAMPLE_RATE, Espeak, SynthesisError
 
 
 def test_prosody_parameters_change_the_audio():

@@ -14,26 +14,62 @@ TARGET_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop",
 
 # Source vocabulary for pretraining; disjoint from TARGET_WORDS.
 SOURCE_WORDS = (
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
-    "nine", "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila",
-    "tree", "wow", "backward", "forward", "follow", "learn", "visual", "apple",
-    "water", "music", "paper", "window", "orange", "yellow", "purple",
-    "market", "garden",
-)  # fmt: skip
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "happy",
+    "house",
+    "marvin",
+    "sheila",
+    "tree",
+    "wow",
+    "backward",
+    "forward",
+    "follow",
+    "learn",
+    "visual",
+    "apple",
+    "water",
+    "music",
+    "paper",
+    "window",
+    "orange",
+    "yellow",
+    "purple",
+    "market",
+    "garden",
+)
 
 # Fluent Speech Commands' 31 (action, object, location) intents.
 INTENTS = (
-    [("change language", lang, "none")
-     for lang in ("Chinese", "English", "German", "Korean", "none")]
+    [("change language", lang, "none") for lang in ("Chinese", "English", "German", "Korean", "none")]
     + [("activate", "lamp", "none"), ("activate", "music", "none")]
     + [("deactivate", "lamp", "none"), ("deactivate", "music", "none")]
-    + [(act, "lights", loc) for act in ("activate", "deactivate")
-       for loc in ("bedroom", "kitchen", "washroom", "none")]
+    + [(act, "lights", loc) for act in ("activate", "deactivate") for loc in ("bedroom", "kitchen", "washroom", "none")]
     + [("bring", obj, "none") for obj in ("juice", "newspaper", "shoes", "socks")]
-    + [(act, obj, loc) for act in ("increase", "decrease")
-       for obj, loc in [("heat", "bedroom"), ("heat", "kitchen"),
-                        ("heat", "washroom"), ("heat", "none"), ("volume", "none")]]
-)  # fmt: skip
+    + [
+        (act, obj, loc)
+        for act in ("increase", "decrease")
+        for obj, loc in [
+            ("heat", "bedroom"),
+            ("heat", "kitchen"),
+            ("heat", "washroom"),
+            ("heat", "none"),
+            ("volume", "none"),
+        ]
+    ]
+)
 
 _ON = ("turn on the {o}{l}", "switch on the {o}{l}", "{lo} {o} on", "could you turn the {o} on{l}", "{o} on{l} please")
 _OFF = (
@@ -86,20 +122,33 @@ def intent_phrasings(action, obj, location):
 
 # Neutral carrier sentences for the prosody ("emotion") task.
 NEUTRAL_SENTENCES = (
-    "the meeting starts at nine tomorrow", "i left the keys on the table",
-    "the train arrives in ten minutes", "we painted the kitchen last week",
-    "she bought three apples at the market", "the door is open",
-    "my brother lives near the river", "it rained all afternoon",
-    "the letter came this morning", "they moved the chairs outside",
-    "the shop closes at six", "he found a coin in the garden",
-    "the phone rang twice", "we are having soup for dinner",
-    "the bus was late again", "i read the report yesterday",
-    "the car is parked behind the house", "the children walked to school",
-    "the box is on the top shelf", "our neighbours have a new dog",
-    "the lights went out at midnight", "she called her mother on sunday",
-    "the window faces the street", "he wrote his name on the paper",
-    "the coffee is still warm", "we will see them next week",
-)  # fmt: skip
+    "the meeting starts at nine tomorrow",
+    "i left the keys on the table",
+    "the train arrives in ten minutes",
+    "we painted the kitchen last week",
+    "she bought three apples at the market",
+    "the door is open",
+    "my brother lives near the river",
+    "it rained all afternoon",
+    "the letter came this morning",
+    "they moved the chairs outside",
+    "the shop closes at six",
+    "he found a coin in the garden",
+    "the phone rang twice",
+    "we are having soup for dinner",
+    "the bus was late again",
+    "i read the report yesterday",
+    "the car is parked behind the house",
+    "the children walked to school",
+    "the box is on the top shelf",
+    "our neighbours have a new dog",
+    "the lights went out at midnight",
+    "she called her mother on sunday",
+    "the window faces the street",
+    "he wrote his name on the paper",
+    "the coffee is still warm",
+    "we will see them next week",
+)
 
 # Prosody of each class, relative to the speaker's own settings:
 # (rate factor, pitch offset, range factor, volume).
@@ -145,9 +194,17 @@ _INTRANS = (
 _ADV = "quickly slowly quietly loudly carefully suddenly happily sadly early late".split()
 _PREP = "across near behind beside under over into through along past".split()
 _TIME = (
-    "this morning", "last night", "on monday", "at noon", "in the evening",
-    "every day", "before dinner", "after the storm", "in winter", "yesterday",
-)  # fmt: skip
+    "this morning",
+    "last night",
+    "on monday",
+    "at noon",
+    "in the evening",
+    "every day",
+    "before dinner",
+    "after the storm",
+    "in winter",
+    "yesterday",
+)
 _NAMES = "anna peter maria john lucy david emma oliver sarah thomas".split()
 # Requests and comparisons, in the first and second person.
 _REQUEST_VERB = "bring get fetch change switch use set make turn find open close carry wash".split()

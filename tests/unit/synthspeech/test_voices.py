@@ -1,5 +1,5 @@
-from speechbrain_xfer.data.espeak import Espeak
-from speechbrain_xfer.data.voices import (
+from speechbrain_xfer.synthspeech.espeak import Espeak
+from speechbrain_xfer.synthspeech.voices import (
     ENGLISH_BASES,
     FOREIGN_BASES,
     SPLITS,

@@ -1,4 +1,4 @@
-from speechbrain_xfer.data import texts
+from speechbrain_xfer.synthspeech import texts
 
 
 def test_keyword_vocabularies_are_disjoint_and_large_enough():

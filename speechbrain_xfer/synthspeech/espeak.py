@@ -7,7 +7,7 @@ synchronous and returns int16 samples at :data:`SAMPLE_RATE`.
 espeak-ng keeps synthesis state between calls (oscillator phases, echo
 buffers), so the audio of an utterance depends on what the same process
 synthesized before it. For reproducible audio, synthesize a fixed sequence
-of utterances in a fresh process (see ``speechbrain_xfer.data.isolation``).
+of utterances in a fresh process (see ``speechbrain_xfer.synthspeech.isolation``).
 """
 
 import ctypes

@@ -1,7 +1,7 @@
 import numpy as np
 from scipy.signal import resample_poly
 
-from speechbrain_xfer.data.acoustics import apply_conditions, colored_noise, resample_batch, rms
+from speechbrain_xfer.synthspeech.acoustics import apply_conditions, colored_noise, resample_batch, rms
 
 
 def test_batch_resampling_matches_one_file_at_a_time():

@@ -52,8 +52,9 @@ def kshot_ids(rows, label_key, shots, seed):
     for k in shots:
         short = [label for label, ids in order.items() if len(ids) < k]
         if short:
-            logger.warning("%d classes have fewer than %d examples; their %d-shot sets hold all they have",
-                           len(short), k, k)  # fmt: skip
+            logger.warning(
+                "%d classes have fewer than %d examples; their %d-shot sets hold all they have", len(short), k, k
+            )
         chosen = [i for ids in order.values() for i in ids[:k]]
         subsets[k] = sorted(chosen, key=position.__getitem__)
     return subsets

@@ -7,24 +7,74 @@ languages reading English, which gives foreign-accented speech.
 
 from dataclasses import dataclass
 
-from speechbrain_xfer.data.texts import sample_rng
+from speechbrain_xfer.synthspeech.texts import sample_rng
 
 ENGLISH_BASES = (
-    "en", "en-us", "en-029", "en-gb-scotland", "en-gb-x-rp",
-    "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc",
-)  # fmt: skip
+    "en",
+    "en-us",
+    "en-029",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-us-nyc",
+)
 FOREIGN_BASES = (
-    "de", "nl", "af", "fr", "es", "it", "pt", "pl", "sv", "da", "cs", "ro", "hu", "fi",
-)  # fmt: skip
+    "de",
+    "nl",
+    "af",
+    "fr",
+    "es",
+    "it",
+    "pt",
+    "pl",
+    "sv",
+    "da",
+    "cs",
+    "ro",
+    "hu",
+    "fi",
+)
 # "Demonic" and "rob" are left out on purpose: they crash espeak-ng
 # (a segfault with a wide pitch range, a floating-point exception).
 VARIANTS = (
-    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5",
-    "klatt", "klatt2", "klatt3", "Alex", "Andy", "Annie", "belinda",
-    "benjamin", "david", "edward", "grandma", "grandpa", "john", "linda",
-    "max", "michel", "norbert", "paul", "quincy", "robert", "steph",
-    "travis", "victor", "zac",
-)  # fmt: skip
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "Alex",
+    "Andy",
+    "Annie",
+    "belinda",
+    "benjamin",
+    "david",
+    "edward",
+    "grandma",
+    "grandpa",
+    "john",
+    "linda",
+    "max",
+    "michel",
+    "norbert",
+    "paul",
+    "quincy",
+    "robert",
+    "steph",
+    "travis",
+    "victor",
+    "zac",
+)
 SPLITS = ("train", "valid", "test")
 
 

@@ -5,8 +5,8 @@ import os
 from huggingface_hub.errors import EntryNotFoundError, HFValidationError
 from speechbrain.utils.parameter_transfer import Pretrainer
 
-from speechbrain_xfer.encoders.errors import PretrainedSourceError
-from speechbrain_xfer.encoders.parameter_transfer import checked_parameter_transfer, uses_plain_transfer
+from speechbrain_xfer.pretrained.errors import PretrainedSourceError
+from speechbrain_xfer.pretrained.parameter_transfer import checked_parameter_transfer, uses_plain_transfer
 
 
 def load_speechbrain_modules(modules, source, files=None, savedir=None):
@@ -17,7 +17,7 @@ def load_speechbrain_modules(modules, source, files=None, savedir=None):
     one gets the ``state_dict`` saved in ``<source>/<name>.ckpt``. The transfer is SpeechBrain's usual non-strict
     one (keys that do not match are logged as warnings), except that a file that cannot be read, a tensor of
     another shape, or a checkpoint that supplies less than half of a module's weights is an error
-    (:func:`~speechbrain_xfer.encoders.parameter_transfer.checked_parameter_transfer`): loading nothing and
+    (:func:`~speechbrain_xfer.pretrained.parameter_transfer.checked_parameter_transfer`): loading nothing and
     training from random weights without a word is the worst outcome.
 
     Arguments

@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from speechbrain_xfer.encoders.errors import PretrainedSourceError
-from speechbrain_xfer.encoders.speechbrain_pretrained import save_pretrained_folder
-from speechbrain_xfer.experiment import RecipeConfigError, load_pretrained, load_recipe_hparams
+from speechbrain_xfer.pretrained.errors import PretrainedSourceError
+from speechbrain_xfer.pretrained.loading import save_pretrained_folder
+from speechbrain_xfer.recipe_config import RecipeConfigError, load_pretrained, load_recipe_hparams
 
 KWS_HPARAMS = Path(__file__).resolve().parents[2] / "recipes" / "SynthSpeech" / "KWS" / "hparams"
 

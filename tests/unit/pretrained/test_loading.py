@@ -4,7 +4,7 @@ import huggingface_hub.constants
 import pytest
 import torch
 
-from speechbrain_xfer.encoders import PretrainedSourceError, load_speechbrain_modules
+from speechbrain_xfer.pretrained import PretrainedSourceError, load_speechbrain_modules
 
 
 @pytest.fixture(autouse=True)
