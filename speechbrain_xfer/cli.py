@@ -244,6 +244,26 @@ def cmd_transcribe(args):
     return _run_on_files(args, "transcribe")
 
 
+def cmd_rank(args):
+    """Ranks candidate encoders (and layers) for a target task by transferability estimators."""
+    from speechbrain_xfer.hub.inference import format_table
+    from speechbrain_xfer.transferability.rank import CSV_COLUMNS, rank_candidates, write_rank_csv
+
+    try:
+        rows = rank_candidates(args.manifest, args.target, args.candidates, layers=args.layers,
+                               cache_root=args.cache, progress=not args.json)  # fmt: skip
+    except ValueError as err:
+        raise SystemExit(f"sbx rank: {err}") from None
+    path = os.path.join(args.out, "rank.csv")
+    write_rank_csv(rows, path)
+    shown = [
+        {key: f"{row[key]:.4g}" if isinstance(row[key], float) else row[key] for key in CSV_COLUMNS} for row in rows
+    ]
+    print(json.dumps(rows, indent=1) if args.json else format_table(shown, CSV_COLUMNS))
+    logger.info("ranking written to %s", path)
+    return 0
+
+
 def _add_inference_parser(commands, name, help_text, func):
     parser = commands.add_parser(name, help=help_text)
     parser.add_argument("model", help="an `sbx export` folder or its hub id (user/name)")
@@ -319,6 +339,20 @@ def build_parser():
     _add_grid_options(tune, out="results/tuning", shots="10")
     tune.add_argument("--lrs", default="0.001,0.003", help="head learning rates to try (default: 0.001,0.003)")
     tune.set_defaults(func=cmd_tune)
+
+    rank = commands.add_parser(
+        "rank", help="rank candidate encoders (and layers) for a target task from frozen features, best first"
+    )
+    rank.add_argument("manifest", help="the target task's training manifest (CSV), e.g. a k-shot subset")
+    rank.add_argument("candidates", nargs="+", help="encoder folders (hub format or sbx export) or hub ids")
+    rank.add_argument("--target", required=True, help="the manifest's label column, e.g. word, intent, emotion")
+    rank.add_argument(
+        "--layers", choices=("last", "all"), default="last", help="score every hidden state of hub-format encoders"
+    )
+    rank.add_argument("--out", default="results/rank", help="folder of rank.csv (default: results/rank)")
+    rank.add_argument("--cache", default=None, help="feature cache folder (default: beside the manifest)")
+    rank.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rank.set_defaults(func=cmd_rank)
 
     demo = commands.add_parser("demo", help="run the offline SynthSpeech demo")
     demo.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")

@@ -1,0 +1,72 @@
+"""sbx rank on the tiny corpus's keywords, with tiny hub-format Whisper encoders of random weights."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from speechbrain_xfer.data.feature_cache import FrozenEncoderCache
+from speechbrain_xfer.encoders.hf_folders import write_random_encoder
+from speechbrain_xfer.transferability.rank import CSV_COLUMNS, rank_candidates
+
+TINY_WHISPER = dict(d_model=16, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+                    decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def candidates(tmp_path_factory):
+    root = tmp_path_factory.mktemp("candidates")
+    return [
+        str(write_random_encoder(root / f"seed{seed}", "whisper", seed=seed, config=TINY_WHISPER)) for seed in (1, 2)
+    ]
+
+
+@pytest.fixture
+def manifest(tiny_corpus):
+    return str(tiny_corpus[0] / "words" / "target" / "train.csv")
+
+
+def test_every_layer_of_every_candidate_is_scored_and_ranked_by_logme(manifest, candidates, tmp_path):
+    rows = rank_candidates(manifest, "word", candidates, layers="all", cache_root=tmp_path, progress=False)
+    with open(manifest, newline="") as f:
+        items = sum(1 for _ in csv.DictReader(f))
+    assert sorted((row["candidate"], row["layer"]) for row in rows) == sorted(
+        (c, layer) for c in candidates for layer in range(TINY_WHISPER["encoder_layers"] + 1)
+    )
+    assert [row["rank"] for row in rows] == list(range(1, len(rows) + 1))
+    assert [row["logme"] for row in rows] == sorted((row["logme"] for row in rows), reverse=True)
+    assert all(row["items"] == items and row["hscore"] >= 0 for row in rows)
+
+
+def test_a_second_ranking_reads_the_feature_cache(manifest, candidates, tmp_path, monkeypatch):
+    first = rank_candidates(manifest, "word", candidates[:1], cache_root=tmp_path, progress=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("encoded again instead of read from the cache")
+
+    monkeypatch.setattr(FrozenEncoderCache, "encode", refuse)
+    again = rank_candidates(manifest, "word", candidates[:1], cache_root=tmp_path, progress=False)
+    assert [row["logme"] for row in again] == [row["logme"] for row in first]
+    assert first[0]["layer"] == "last"
+
+
+def test_the_command_writes_rank_csv_and_prints_json(manifest, candidates, tmp_path):
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "speechbrain_xfer.cli", "rank", manifest, *candidates, "--target", "word"]
+    proc = subprocess.run([*args, "--out", str(out), "--cache", str(tmp_path / "cache"), "--json"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    printed = json.loads(proc.stdout)
+    with open(out / "rank.csv", newline="") as f:
+        written = list(csv.DictReader(f))
+    assert list(written[0]) == list(CSV_COLUMNS)
+    assert [row["candidate"] for row in written] == [row["candidate"] for row in printed]
+    assert len(printed) == 2 and {row["candidate"] for row in printed} == set(candidates)
+
+
+def test_a_label_column_the_manifest_lacks_is_named(manifest, candidates, tmp_path):
+    args = [sys.executable, "-m", "speechbrain_xfer.cli", "rank", manifest, candidates[0], "--target", "label"]
+    proc = subprocess.run([*args, "--out", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "no column ['label']" in proc.stderr and "--target" in proc.stderr
