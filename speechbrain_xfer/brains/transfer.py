@@ -35,6 +35,7 @@ from speechbrain_xfer.brains.optimizers import anneal_learning_rates, clip_every
 from speechbrain_xfer.brains.progress import describe_bars
 from speechbrain_xfer.brains.run_record import RunRecord
 from speechbrain_xfer.brains.schedules import LayerSchedule, encoder_layers
+from speechbrain_xfer.brains.stage_end import end_evaluation
 from speechbrain_xfer.checkpoints import warn_if_plain_checkpointer
 from speechbrain_xfer.data.sampling import training_sampler
 from speechbrain_xfer.lobes.inference import encode_waveforms
@@ -139,30 +140,8 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
     best_checkpoint_key = {"max_key": "accuracy"}
 
     def end_evaluation(self, stage, epoch, stats, checkpoint_meta, annealing_metric):
-        """The end of a validation or test stage, shared by the task Brains.
-
-        Validation: the history, early stopping (when the epoch counter is
-        SpeechBrain's ``EpochCounterWithStopper``), learning-rate annealing on
-        ``annealing_metric`` (lower is better), the log, and a checkpoint
-        keeping the best ``summary_metric``. Test: the log.
-        """
-        log = getattr(self.hparams, "train_logger", None)
-        if stage == sb.Stage.VALID:
-            self.record.add(self.optimizer_step, stats[self.summary_metric])
-            counter = getattr(self.hparams, "epoch_counter", None)
-            if hasattr(counter, "update_metric"):
-                counter.update_metric(stats[self.summary_metric])
-            rates = self.anneal_learning_rates(annealing_metric)
-            if log is not None:
-                log.log_stats({"epoch": epoch, **rates}, train_stats=self.train_stats, valid_stats=stats)
-            if self.checkpointer is not None:
-                keep = "max_keys" if self.higher_is_better else "min_keys"
-                self.checkpointer.save_and_keep_only(meta=checkpoint_meta, **{keep: [self.summary_metric]})
-            self.valid_stats = stats
-        else:
-            if log is not None:
-                log.log_stats({"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats)
-            self.test_stats = stats
+        """The end of a validation or test stage, shared by the task Brains (:func:`stage_end.end_evaluation`)."""
+        end_evaluation(self, stage, epoch, stats, checkpoint_meta, annealing_metric)
 
     def write_summary(self, path, train_time, steps, recipe_file=None):
         """Writes ``summary.json`` (:meth:`RunRecord.write_summary`) for ``sbx curve`` and ``sbx export``."""
@@ -177,22 +156,15 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
             count_nonfinite_batch(self, "loss")
 
     def check_gradients(self, grad_norms=None):
-        """Skips the whole step when its loss or any gradient is not finite: every gradient is dropped.
-
-        Called by ``optimizers_step`` while ``skip_nonfinite_grads`` is on (the
-        default here), after clipping, with the total norms clipping computed.
-        """
+        """Drops every gradient when the step's loss or any gradient is not finite (after clipping, with the
+        norms clipping computed, while ``skip_nonfinite_grads`` is on: the default here)."""
         drop_nonfinite_step(self, self._nonfinite_loss, grad_norms)
         self._nonfinite_loss = False
 
     # -- batches, stages and schedules ------------------------------------
     def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
-        """SpeechBrain's loaders, with the training batches of :func:`~speechbrain_xfer.data.sampling.training_sampler`.
-
-        ``steps_per_epoch`` (batches drawn with replacement per epoch) and
-        ``length_grouping`` (batches of similar durations) choose the sampler;
-        SpeechBrain then wraps it for DDP as it wraps its own.
-        """
+        """SpeechBrain's loaders; the training sampler is :func:`~speechbrain_xfer.data.sampling.training_sampler`'s
+        (``steps_per_epoch``, ``length_grouping``), which SpeechBrain wraps for DDP as it wraps its own."""
         sampler = None
         if stage == sb.Stage.TRAIN:
             steps, grouping = (
