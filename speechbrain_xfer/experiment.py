@@ -21,11 +21,13 @@ when the encoder stays frozen and nothing augments the audio), ``fit``, a single
 which ``sbx curve`` reads).
 """
 
+import atexit
 import logging
 import os
 import time
 
 import speechbrain as sb
+import torch
 
 from speechbrain_xfer.data.feature_cache import add_feature_cache, feature_cache_applies
 from speechbrain_xfer.data.validation import ManifestError, manifest_checks
@@ -47,6 +49,10 @@ def run_experiment(brain_class, dataio_prepare, argv):
     """Runs a recipe from its command line; returns the Brain after testing, and the datasets."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     sb.utils.distributed.ddp_init_group(run_opts)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Torn down before the interpreter's own teardown: gloo's threads outliving the process group can abort a
+        # rank at exit ("terminate called without an active exception") after a run that finished.
+        atexit.register(_destroy_process_group)
     data_check, overrides = split_data_check_overrides(hparams_file, overrides)
     try:
         hparams = RecipeHparams({**load_recipe_hparams(hparams_file, overrides), **data_check}, hparams_file)
@@ -102,3 +108,8 @@ def run_experiment(brain_class, dataio_prepare, argv):
         summary = os.path.join(hparams["output_folder"], "summary.json")
         brain.write_summary(summary, train_time, steps, recipe_file=os.path.abspath(hparams_file))
     return brain, datasets
+
+
+def _destroy_process_group():
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

@@ -74,6 +74,7 @@ def main(data_folder, train_csv, out_folder):
         "valid_accuracy": brain.valid_stats["accuracy"],
     }
     torch.save(state, os.path.join(out_folder, f"rank{rank}.pt"))
+    torch.distributed.destroy_process_group()  # before the interpreter's teardown, as run_experiment's does
 
 
 if __name__ == "__main__":
