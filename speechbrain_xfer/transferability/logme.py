@@ -67,7 +67,10 @@ def logme(features, labels, max_iterations=100, tolerance=1e-3):
             m = v @ (beta * projected / (alpha + beta * sigma))
             m_norm = float(m @ m)
             residual = float(np.sum((features @ m - y) ** 2))
-            new_alpha, new_beta = gamma / (m_norm + 1e-12), (n - gamma) / (residual + 1e-12)
+            # Floored: features that explain nothing (all zero, say) drive alpha to 0, where the limit is the
+            # evidence of the noise model alone (the d log(alpha) terms cancel), not 0 / 0.
+            new_alpha = max(gamma / (m_norm + 1e-12), 1e-12)
+            new_beta = max((n - gamma) / (residual + 1e-12), 1e-12)
             converged = abs(new_alpha / new_beta - alpha / beta) <= tolerance * alpha / beta
             alpha, beta = new_alpha, new_beta
             if converged:
