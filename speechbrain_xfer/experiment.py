@@ -14,7 +14,8 @@ check of every manifest item and audio file before training
 (:mod:`speechbrain_xfer.data.validation`; options :data:`~speechbrain_xfer.recipe_config.DATA_CHECK_KEYS`,
 which any recipe takes on the command line, e.g. ``--skip_bad_items=True``,
 even when its YAML does not have them), the pretrained weights (``pretrained_source`` and
-``pretrained_modules``), the frozen-encoder feature cache (``feature_cache``,
+``pretrained_modules``), the hidden state of an ``output_layer: auto`` encoder
+(:mod:`speechbrain_xfer.transferability.layer_choice`), the frozen-encoder feature cache (``feature_cache``,
 when the encoder stays frozen and nothing augments the audio), ``fit``, a single
 ``evaluate`` on the test split with the best validation checkpoint, and
 ``summary.json`` (the test metric, the validation history and the train time,
@@ -41,6 +42,7 @@ from speechbrain_xfer.recipe_config import (
     load_recipe_hparams,
     split_data_check_overrides,
 )
+from speechbrain_xfer.transferability.layer_choice import choose_output_layers
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ def run_experiment(brain_class, dataio_prepare, argv):
         with manifest_checks(**data_check, progress=not run_opts.get("noprogressbar")):
             datasets = dataio_prepare(hparams)
         load_pretrained(hparams)
+        choose_output_layers(hparams, progress=not run_opts.get("noprogressbar"))
     except (RecipeConfigError, ManifestError, PretrainedSourceError) as err:
         raise SystemExit(f"error: {err}") from None
     if hparams.get("feature_cache") and feature_cache_applies(hparams):

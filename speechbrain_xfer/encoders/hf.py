@@ -61,10 +61,13 @@ class HFEncoder(nn.Module):
         If True, return a learnable softmax-weighted sum of all hidden states (the SUPERB recipe): the front-end
         output and each transformer layer's output. The weights, initialised equal, are the parameter
         ``layer_weights``.
-    output_layer : int
+    output_layer : int or "auto"
         Which hidden state to return when ``layer_sum`` is False: 0 is the input to the first transformer layer,
         ``k`` the output of layer ``k``; negative values count from the top, -1 (default) being the encoder's
-        final output. Ignored when ``layer_sum`` is True.
+        final output. ``"auto"``: the one a transferability estimator scores best on the training set, set
+        with :meth:`select_output_layer` before training (recipes: ``run_experiment`` does it, see
+        :func:`speechbrain_xfer.transferability.layer_choice.choose_output_layers`); the choice is the buffer
+        ``chosen_layer``, so checkpoints and exports keep it. Ignored when ``layer_sum`` is True.
     whisper_window : str
         Whisper only. ``"30s"`` (default) pads every batch to Whisper's 30 s window, so a 1 s clip costs 30 s of
         encoder. ``"batch"`` encodes only the batch's longest input, rounded up to 20 ms (one encoder frame), with
@@ -144,12 +147,9 @@ class HFEncoder(nn.Module):
         self._output_dim = config_int(config, "d_model" if whisper else "hidden_size", self.source)
 
         num_states = self.num_layers + 1
-        if not -num_states <= output_layer < num_states:
-            raise ValueError(
-                f"output_layer={output_layer} is out of range for '{self.source}', which has "
-                f"{self.num_layers} transformer layers: use -{num_states}..{self.num_layers}"
-            )
-        self.output_layer = output_layer % num_states
+        self.output_layer = output_layer if output_layer == "auto" else self._checked_layer(output_layer)
+        if output_layer == "auto":
+            self.register_buffer("chosen_layer", torch.tensor(-1))  # -1: not chosen yet
         self.layer_sum = layer_sum
         self.freeze = freeze
         self.freeze_feature_extractor = freeze_feature_extractor
@@ -179,12 +179,12 @@ class HFEncoder(nn.Module):
         # The hooks are plain functions that keep their state on the layer they run on (not closures over self),
         # so a deep copy of the encoder (e.g. a frozen teacher for regularised fine-tuning) records into its own
         # layers, not the original's.
-        if self._needs_hidden_states:
-            for index, layer in enumerate(self.model.encoder.layers):
-                layer._xfer_layer_index = index
-                layer._xfer_sink = None
-                layer.register_forward_pre_hook(_capture_input, with_kwargs=True)
-                layer.register_forward_hook(_capture_output)
+        # They record nothing unless a sink is set (hidden_states), so every encoder has them.
+        for index, layer in enumerate(self.model.encoder.layers):
+            layer._xfer_layer_index = index
+            layer._xfer_sink = None
+            layer.register_forward_pre_hook(_capture_input, with_kwargs=True)
+            layer.register_forward_hook(_capture_output)
 
         if freeze:
             self.model.eval()  # SpeechBrain's Whisper wrapper leaves a frozen model in train mode; see train()
@@ -200,8 +200,38 @@ class HFEncoder(nn.Module):
         return self._output_dim
 
     @property
+    def selected_layer(self):
+        """The index of the hidden state returned when ``layer_sum`` is False (``output_layer``, or the one chosen
+        for ``"auto"``)."""
+        if self.output_layer != "auto":
+            return self.output_layer
+        chosen = int(self.chosen_layer)
+        if chosen < 0:
+            raise RuntimeError(
+                f"HFEncoder('{self.source}') has output_layer='auto' and no layer chosen yet: recipes choose it "
+                "before training (run_experiment); elsewhere call speechbrain_xfer.transferability.layer_choice."
+                "choose_output_layers, or select_output_layer(index)"
+            )
+        return chosen
+
+    def select_output_layer(self, layer):
+        """Sets the hidden state an ``output_layer="auto"`` encoder returns (an index, as ``output_layer``)."""
+        if self.output_layer != "auto":
+            raise ValueError(f"output_layer is {self.output_layer}, not 'auto': it is not chosen later")
+        self.chosen_layer.fill_(self._checked_layer(layer))
+
+    def _checked_layer(self, layer):
+        num_states = self.num_layers + 1
+        if isinstance(layer, bool) or not isinstance(layer, int) or not -num_states <= layer < num_states:
+            raise ValueError(
+                f"output_layer={layer!r} is out of range for '{self.source}', which has "
+                f"{self.num_layers} transformer layers: use -{num_states}..{self.num_layers}, or 'auto'"
+            )
+        return layer % num_states
+
+    @property
     def _needs_hidden_states(self):
-        return self.layer_sum or self.output_layer != self.num_layers
+        return self.layer_sum or self.selected_layer != self.num_layers
 
     def _randomize(self):
         """Replaces the loaded weights with those of a new model of the same config."""
@@ -305,8 +335,14 @@ class HFEncoder(nn.Module):
             return self._trim(self._encode(wavs, wav_lens), wavs)
         states = self._all_hidden_states(wavs, wav_lens)
         if not self.layer_sum:
-            return states[self.output_layer]
+            return states[self.selected_layer]
         return self._weighted_sum(torch.stack(states, dim=2))
+
+    def hidden_states(self, wavs, wav_lens=None):
+        """Every hidden state, bottom to top, stacked as ``(batch, frames, num_layers + 1, output_dim)``: the
+        front end's output and each transformer layer's (what ``layer_sum`` weighs, and what ``sbx rank`` and
+        ``output_layer="auto"`` score)."""
+        return torch.stack(self._all_hidden_states(wavs, wav_lens), dim=2)
 
     @property
     def cache_excluded(self):
@@ -320,7 +356,7 @@ class HFEncoder(nn.Module):
         the output, so a frozen encoder's layer weights train on cached states."""
         if not self.layer_sum:
             return self(wavs, wav_lens)
-        return torch.stack(self._all_hidden_states(wavs, wav_lens), dim=2)
+        return self.hidden_states(wavs, wav_lens)
 
     def finish_cached(self, cached):
         """The output from what :meth:`cached_forward` returned (padded to a batch)."""

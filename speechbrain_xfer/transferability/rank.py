@@ -46,14 +46,15 @@ def candidate_front_end(source, all_layers, savedir):
     """``(encoder, compute_features, mean_var_norm)`` of a candidate, frozen, in eval mode.
 
     A folder with ``config.json`` or a hub id is an :class:`~speechbrain_xfer.encoders.hf.HFEncoder`, which
-    with ``all_layers`` gives every hidden state (``cached_forward``); an ``sbx export`` folder is loaded with
+    with ``all_layers`` gives every hidden state; an ``sbx export`` folder is loaded with
     its inference class, and its encoder and front end are taken from it.
     """
     if os.path.isfile(os.path.join(source, "config.json")) or not os.path.isdir(source):
         from speechbrain_xfer.encoders.hf import HFEncoder
+        from speechbrain_xfer.transferability.layer_choice import AllHiddenStates
 
-        encoder = HFEncoder(source, freeze=True, layer_sum=all_layers, whisper_window="batch")
-        return encoder.eval(), None, None
+        encoder = HFEncoder(source, freeze=True, whisper_window="batch").eval()
+        return (AllHiddenStates(encoder) if all_layers else encoder), None, None
     from speechbrain_xfer.hub.loading import load_export
 
     model = load_export(source, savedir=savedir)

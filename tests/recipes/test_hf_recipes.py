@@ -134,6 +134,34 @@ def test_hf_frozen_trains_layer_weights_on_cached_hidden_states(trained_hf, hf_s
     assert cached.dim() == 3 and cached.shape[1:] == (3, 32), "every hidden state is cached: (frames, 3, 32)"
 
 
+def test_hf_frozen_with_output_layer_auto_probes_the_layer_logme_chose_and_its_export_keeps_it(
+    tiny_corpus, hf_source_encoder, run_recipe, tmp_path, monkeypatch
+):
+    from speechbrain.inference.classifiers import EncoderClassifier
+
+    from speechbrain_xfer.hub.export import export_experiment
+
+    root, _ = tiny_corpus
+    run = tmp_path / "run"
+    args = ["--data_folder", root / CORPUS["KWS"], "--output_folder", run, *TINY_TRAINING]
+    args += ["--pretrained_source", hf_source_encoder[0], "--feature_cache", tmp_path / "cache"]
+    result = run_recipe("KWS", "hf_frozen.yaml", *args, "--layer_sum", "False", "--output_layer", "auto")
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows = (run / "output_layer.csv").read_text().splitlines()[1:]
+    scores = [float(row.split(",")[2]) for row in rows]  # module, layer, logme, hscore, chosen
+    chosen = scores.index(max(scores))
+    assert len(rows) == 3 and rows[chosen].endswith("True")
+    assert f"output_layer auto for encoder: hidden state {chosen} of 2" in (run / "log.txt").read_text()
+    assert int(last_checkpoint(run, "encoder")["chosen_layer"]) == chosen
+    assert "layer_weights" not in last_checkpoint(run, "encoder")
+
+    export = tmp_path / "model"
+    assert export_experiment(str(run), str(export)).max_abs_diff <= 1e-4
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    classifier = EncoderClassifier.from_hparams(source=str(export), savedir=tmp_path / "savedir")
+    assert classifier.mods.embedding_model.encoder.selected_layer == chosen
+
+
 def test_hf_lora_adapts_the_attention_projections_only(trained_hf):
     saved = last_checkpoint(trained_hf("KWS", "hf_lora"), "encoder")
     up = [k for k in saved if k.endswith("adapter_up_proj.weight")]

@@ -186,7 +186,14 @@ METHOD_KEYS = {
     "delta": {"regularizers", "regularizer_weights"},
     "bss": {"regularizers", "regularizer_weights"},
     # Head only, from cached encoder outputs; intent's heads alone need more epochs.
-    "frozen": {"freeze_encoder", "feature_cache", "encoder_opt_class", "encoder_lr", "encoder", "number_of_epochs"},
+    "frozen": {
+        "freeze_encoder",
+        "feature_cache",
+        "encoder_opt_class",
+        "encoder_lr",
+        "encoder",
+        "number_of_epochs",
+    },
     "lora": {"base_encoder", "encoder", "encoder_opt_class", "encoder_lr", "pretrained_modules"},
     "layer_decay": {"layer_decay"},
 }

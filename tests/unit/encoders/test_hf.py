@@ -307,3 +307,24 @@ def test_frozen_layer_sum_caches_every_hidden_state_and_sums_them_later(tiny_mod
 
     plain = HFEncoder(tiny_models[family][0], freeze=True)
     assert plain.cache_excluded == () and torch.equal(plain.cached_forward(wavs[:1]), plain(wavs[:1]))
+
+
+def test_output_layer_auto_returns_the_selected_hidden_state_and_checkpoints_keep_it(tiny_models):
+    folder = tiny_models["wav2vec2"][0]
+    wavs = torch.randn(2, 8000)
+    encoder = HFEncoder(folder, output_layer="auto").eval()
+    with pytest.raises(RuntimeError, match="no layer chosen yet"):
+        encoder(wavs)
+    encoder.select_output_layer(1)
+    states = encoder.hidden_states(wavs)
+    assert states.shape[2] == LAYERS + 1
+    torch.testing.assert_close(encoder(wavs), states[:, :, 1], rtol=0, atol=0)
+    torch.testing.assert_close(encoder(wavs), HFEncoder(folder, output_layer=1).eval()(wavs), rtol=0, atol=0)
+
+    restored = HFEncoder(folder, output_layer="auto")
+    restored.load_state_dict(encoder.state_dict())
+    assert restored.selected_layer == 1
+    with pytest.raises(ValueError, match="output_layer=3"):
+        encoder.select_output_layer(LAYERS + 1)
+    with pytest.raises(ValueError, match="not 'auto'"):
+        HFEncoder(folder, output_layer=1).select_output_layer(0)
