@@ -264,6 +264,33 @@ def cmd_rank(args):
     return 0
 
 
+def cmd_rank_check(args):
+    """Ranks candidates, fine-tunes each of them and reports Kendall's tau and the time ratio."""
+    from speechbrain_xfer.curves.rank_check import parse_candidates, run_rank_check
+
+    tasks = [task.strip() for task in args.task.split(",")]
+    unknown = [task for task in tasks if task not in ("kws", "intent", "emotion")]
+    if unknown:
+        raise SystemExit(f"sbx rank-check: --task {','.join(unknown)}: use kws, intent, emotion")
+    try:
+        candidates = parse_candidates(args.candidates)
+    except ValueError as err:
+        raise SystemExit(f"sbx rank-check: {err}") from None
+    seeds = list(range(1, args.seeds + 1))
+    _, _, failed = run_rank_check(
+        candidates,
+        tasks,
+        args.data,
+        _recipes_root(args),
+        args.out,
+        shots=args.shots,
+        seeds=seeds,
+        jobs=args.jobs,
+        recipe_args=shlex.split(args.recipe_args),
+    )
+    return _report_failures(failed)
+
+
 def _add_inference_parser(commands, name, help_text, func):
     parser = commands.add_parser(name, help=help_text)
     parser.add_argument("model", help="an `sbx export` folder or its hub id (user/name)")
@@ -353,6 +380,25 @@ def build_parser():
     rank.add_argument("--cache", default=None, help="feature cache folder (default: beside the manifest)")
     rank.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rank.set_defaults(func=cmd_rank)
+
+    check = commands.add_parser(
+        "rank-check", help="rank candidate encoders, fine-tune each, and report how well the ranking predicted it"
+    )
+    check.add_argument(
+        "candidates",
+        nargs="+",
+        help="NAME=FOLDER (an sbx export), or NAME=FOLDER@0,2,4 or NAME=FOLDER@all (hidden states of a hub-format "
+        "encoder)",
+    )
+    check.add_argument("--task", default="kws,intent,emotion", help="comma-separated (default: kws,intent,emotion)")
+    check.add_argument("--data", default="results/demo/data", help="SynthSpeech corpus root")
+    check.add_argument("--shots", type=int, default=10, help="examples per class of the training set (default: 10)")
+    check.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds per candidate (default: 3)")
+    check.add_argument("--jobs", type=int, default=2, help="runs at a time (default: 2)")
+    check.add_argument("--out", default="results/rank_check", help="output folder (default: results/rank_check)")
+    check.add_argument("--recipes", default=None, help="recipes/SynthSpeech folder (default: the repository's)")
+    check.add_argument("--recipe-args", default="", help="extra arguments for every run, written with '='")
+    check.set_defaults(func=cmd_rank_check)
 
     demo = commands.add_parser("demo", help="run the offline SynthSpeech demo")
     demo.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
