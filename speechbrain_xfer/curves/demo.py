@@ -111,8 +111,12 @@ def run_demo(out, synth_options, recipes_root, jobs=2, encoder="conv"):
     check_inputs(runs, recipes_root, corpus)
     source = source_folders(out, stages)["hf" if hf else ""]
 
+    # The conv demo's scratch runs take the other cores meanwhile; hf_scratch takes its architecture from the
+    # source stage's export, so nothing runs beside the hf stages and they get every core.
+    threads = 1 if jobs > 1 and not hf else None
+
     def pretrain_encoder():
-        pretrain(out, corpus, recipes_root, threads=1 if jobs > 1 else None, stages=stages)
+        pretrain(out, corpus, recipes_root, threads=threads, stages=stages)
         logger.info("pretraining done (%.0f s since start)", time.perf_counter() - start)
 
     # Training from scratch needs no pretrained encoder: those runs take the
