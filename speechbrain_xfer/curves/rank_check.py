@@ -18,6 +18,7 @@ import statistics
 
 from speechbrain_xfer.curves.grid import TASKS, grid, recipe_methods, run_grid
 from speechbrain_xfer.curves.report import read_summaries
+from speechbrain_xfer.transferability import ESTIMATORS
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,7 @@ COLUMNS = (
     "candidate",
     "path",
     "layer",
-    "logme",
-    "hscore",
+    *ESTIMATORS,
     "rank_seconds",
     *(f"{method}_{part}" for method in METHODS for part in ("acc", "std", "seconds")),
     "seeds",
@@ -104,8 +104,7 @@ def ranking(candidates, task, corpus, shots, out, progress=True):
     if os.path.isfile(path):
         with open(path, newline="") as f:
             kept = {
-                row["candidate"]: {k: float(row[k]) for k in ("logme", "hscore", "rank_seconds")}
-                for row in csv.DictReader(f)
+                row["candidate"]: {k: float(row[k]) for k in (*ESTIMATORS, "rank_seconds")} for row in csv.DictReader(f)
             }
         if all(c.name in kept for c in candidates):
             return kept
@@ -119,10 +118,10 @@ def ranking(candidates, task, corpus, shots, out, progress=True):
         by_layer = {row["layer"]: row for row in rows}
         for c in (c for c in candidates if c.path == folder):
             row = by_layer[c.layer]
-            scores[c.name] = {"logme": row["logme"], "hscore": row["hscore"], "rank_seconds": row["seconds"]}
+            scores[c.name] = {**{e: row[e] for e in ESTIMATORS}, "rank_seconds": row["seconds"]}
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["candidate", "logme", "hscore", "rank_seconds"])
+        writer = csv.DictWriter(f, fieldnames=["candidate", *ESTIMATORS, "rank_seconds"])
         writer.writeheader()
         writer.writerows({"candidate": name, **values} for name, values in scores.items())
     return scores
@@ -161,7 +160,7 @@ def kendall_taus(rows, tasks):
     taus = {}
     for task in tasks:
         of_task = [row for row in rows if row["task"] == task]
-        for estimator in ("logme", "hscore"):
+        for estimator in ESTIMATORS:
             for method in METHODS:
                 tau = kendalltau([r[estimator] for r in of_task], [r[f"{method}_acc"] for r in of_task]).statistic
                 taus[task, estimator, method] = float(tau)
@@ -184,10 +183,10 @@ def write_report(rows, taus, seconds, out):
         writer.writerows({k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
     tasks = list(dict.fromkeys(row["task"] for row in rows))
     lines = ["Kendall's tau between each estimator's scores and the mean test accuracy over seeds:", ""]
-    lines += ["| task | " + " | ".join(f"{e} vs {m}" for e in ("logme", "hscore") for m in METHODS) + " |"]
-    lines += ["|---" * 5 + "|"]
+    lines += ["| task | " + " | ".join(f"{e} vs {m}" for e in ESTIMATORS for m in METHODS) + " |"]
+    lines += ["|---" * (1 + len(ESTIMATORS) * len(METHODS)) + "|"]
     for task in tasks:
-        values = " | ".join(f"{taus[task, e, m]:.2f}" for e in ("logme", "hscore") for m in METHODS)
+        values = " | ".join(f"{taus[task, e, m]:.2f}" for e in ESTIMATORS for m in METHODS)
         lines.append(f"| {task} | {values} |")
     rank_s, tuned_s = seconds
     lines += [
