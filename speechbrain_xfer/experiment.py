@@ -23,12 +23,18 @@ which ``sbx curve`` reads).
 """
 
 import atexit
+import gc
 import logging
 import os
 import time
 
 import speechbrain as sb
 import torch
+
+# Imported before any process group exists: the functions of torch.distributed.nn.functional take
+# ``group=group.WORLD`` as a default, evaluated at import, and ten such defaults would otherwise keep the
+# process group alive past destroy_process_group (see _destroy_process_group).
+import torch.distributed.nn  # noqa: F401
 
 from speechbrain_xfer.data.feature_cache import add_feature_cache, feature_cache_applies
 from speechbrain_xfer.data.validation import ManifestError, manifest_checks
@@ -51,10 +57,7 @@ def run_experiment(brain_class, dataio_prepare, argv):
     """Runs a recipe from its command line; returns the Brain after testing, and the datasets."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     sb.utils.distributed.ddp_init_group(run_opts)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        # Torn down before the interpreter's own teardown: gloo's threads outliving the process group can abort a
-        # rank at exit ("terminate called without an active exception") after a run that finished.
-        atexit.register(_destroy_process_group)
+    destroy_process_group_at_exit()
     data_check, overrides = split_data_check_overrides(hparams_file, overrides)
     try:
         hparams = RecipeHparams({**load_recipe_hparams(hparams_file, overrides), **data_check}, hparams_file)
@@ -113,6 +116,31 @@ def run_experiment(brain_class, dataio_prepare, argv):
     return brain, datasets
 
 
-def _destroy_process_group():
+def destroy_process_group_at_exit():
+    """Under DDP, registers :func:`_destroy_process_group` to run at exit; a script of one's own that calls
+    ``ddp_init_group`` calls this after it."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        atexit.register(_destroy_process_group, [torch.distributed.group.WORLD])
+
+
+def _destroy_process_group(groups):
+    """Destroys the process group while the interpreter is still whole, joining gloo's worker threads.
+
+    A gloo worker thread frees each finished collective's tensors after the caller has moved on, and freeing a
+    tensor made in Python takes the GIL. If that happens once the interpreter is finalizing, the thread is
+    killed inside C++ code and the rank aborts ("terminate called without an active exception") after a run
+    that finished and saved everything; torchrun then reports the run as failed. The last collective of a run
+    is SpeechBrain's broadcast after the test log, just before exit, so this was seen about once in 15
+    two-process runs on a loaded machine. ``destroy_process_group`` alone does not join the threads: the
+    backend lives while anything references the group, here the DDP wrappers (their reducers) of the Brain
+    that ``run_experiment`` returned. Those are garbage once the recipe is done; collecting them and then
+    dropping the last reference from Python (whose holder releases the GIL, so a worker waiting for it can
+    finish) makes the backend drain its queue and join its threads here. ``groups`` holds that reference
+    (the world group), taken when the handler was registered, so this works after a caller's own
+    ``destroy_process_group`` too.
+    """
+    group = groups.pop()
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+    gc.collect()
+    del group

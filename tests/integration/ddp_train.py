@@ -19,6 +19,7 @@ from speechbrain.utils.epoch_loop import EpochCounter
 from speechbrain_xfer.brains import UtteranceClassifierBrain
 from speechbrain_xfer.data.dataio import classification_datasets
 from speechbrain_xfer.encoders.conv import ConvEncoder
+from speechbrain_xfer.experiment import destroy_process_group_at_exit
 from speechbrain_xfer.lobes import ClassifierHead, MeanMaxPooling
 from speechbrain_xfer.regularization import L2SP
 
@@ -30,6 +31,7 @@ def _save_label_encoders(*args):
 def main(data_folder, train_csv, out_folder):
     run_opts = {"device": "cpu", "distributed_backend": "gloo"}
     ddp_init_group(run_opts)
+    destroy_process_group_at_exit()
     csvs = {"train": train_csv, "valid": train_csv}
     args = [data_folder, csvs, ["word"], os.path.join(out_folder, "save")]
     # Rank 0 writes the label encoder first; the others then load the same one.
@@ -74,7 +76,6 @@ def main(data_folder, train_csv, out_folder):
         "valid_accuracy": brain.valid_stats["accuracy"],
     }
     torch.save(state, os.path.join(out_folder, f"rank{rank}.pt"))
-    torch.distributed.destroy_process_group()  # before the interpreter's teardown, as run_experiment's does
 
 
 if __name__ == "__main__":
