@@ -84,11 +84,12 @@ def parse_candidates(specs):
 
 
 def _num_states(path):
-    import json
+    """The hidden states of an HF encoder folder: its layers' outputs and the input of the first."""
+    from huggingface_hub.constants import HF_HUB_CACHE
 
-    with open(os.path.join(path, "config.json")) as f:
-        config = json.load(f)
-    return int(config.get("encoder_layers") or config["num_hidden_layers"]) + 1
+    from speechbrain_xfer.encoders.hf_sources import encoder_layer_count, read_config
+
+    return encoder_layer_count(read_config(path, HF_HUB_CACHE), path) + 1
 
 
 def ranking(candidates, task, corpus, shots, out, progress=True):

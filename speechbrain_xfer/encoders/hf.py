@@ -25,6 +25,7 @@ from speechbrain_xfer.encoders.hf_sources import (
     WHISPER_WINDOWS,
     build_wrapper,
     config_int,
+    encoder_layer_count,
     read_config,
     write_config_folder,
 )
@@ -143,7 +144,7 @@ class HFEncoder(nn.Module):
         self.model_type = model_type
         self.family = SUPPORTED_MODEL_TYPES[model_type]
         whisper = self.family == "whisper"
-        self.num_layers = config_int(config, "encoder_layers" if whisper else "num_hidden_layers", self.source)
+        self.num_layers = encoder_layer_count(config, self.source)
         self._output_dim = config_int(config, "d_model" if whisper else "hidden_size", self.source)
 
         num_states = self.num_layers + 1

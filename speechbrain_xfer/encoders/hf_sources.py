@@ -46,6 +46,12 @@ def config_int(config, key, source):
         raise PretrainedSourceError(f"config.json in '{source}' has no usable {key!r}: {HUB_HINT}", source) from err
 
 
+def encoder_layer_count(config, source):
+    """The number of transformer layers in a model's config.json (Whisper's encoder has its own key)."""
+    whisper = SUPPORTED_MODEL_TYPES.get(config.get("model_type")) == "whisper"
+    return config_int(config, "encoder_layers" if whisper else "num_hidden_layers", source)
+
+
 def read_config(source, cache_dir):
     """Checks that ``source`` is a usable model, before any weights are read, and returns its config.json.
 
