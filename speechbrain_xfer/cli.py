@@ -1,6 +1,7 @@
 """The ``sbx`` command line: ``sbx <command> --help`` for each command."""
 
 import argparse
+import csv
 import json
 import logging
 import os
@@ -64,22 +65,30 @@ def _recipes_root(args):
 
 def _grid_runs(args, command, out):
     """``(methods, runs)`` of a ``curve`` or ``tune`` grid in ``out``, checked before any training."""
-    from speechbrain_xfer.curves.grid import TASKS, check_inputs, grid, parse_shots, prepare_subsets, recipe_methods
+    from speechbrain_xfer.curves.grid import (
+        GridInputError,
+        check_inputs,
+        grid,
+        parse_shots,
+        prepare_subsets,
+        recipe_methods,
+    )
 
-    tasks = [t.strip() for t in args.task.split(",")]
-    unknown = sorted(set(tasks) - set(TASKS))
-    if unknown:
-        raise SystemExit(f"sbx {command}: unknown task(s) {unknown}; choose from {sorted(TASKS)}")
-    methods = recipe_methods([m.strip() for m in args.methods.split(",")], args.encoder)
-    runs = grid(tasks, methods, parse_shots(args.shots), list(range(1, args.seeds + 1)), out)
-    prepare_subsets(runs, args.data)
-    check_inputs(runs, _recipes_root(args), args.data)
+    try:
+        methods = recipe_methods([m.strip() for m in args.methods.split(",")], args.encoder)
+        shots = parse_shots(args.shots)
+        targets = _targets(args, command, methods, shots, out)
+        runs = grid(targets, methods, shots, _seeds(args.seeds), out)
+        prepare_subsets(runs)
+        check_inputs(runs)
+    except (GridInputError, ValueError) as err:
+        raise SystemExit(f"sbx {command}: {err}") from None
     # hf_scratch takes its architecture from the pretrained source too.
     if any(m != "scratch" for m in methods):
         # A ConvEncoder source is an sbx export (encoder.ckpt); a hub-format one has config.json.
         wanted = "config.json" if args.encoder == "hf" else "encoder.ckpt"
-        for task in tasks:
-            folder = _task_sources(args).get(task, _pretrained(args))
+        for target in targets:
+            folder = _task_sources(args).get(target.name, _pretrained(args))
             option = "--pretrained-kws" if folder == args.pretrained_kws else "--pretrained"
             if args.encoder == "hf" and not os.path.exists(folder) and folder.count("/") == 1:
                 continue  # a hub id: HFEncoder finds it (or says where it looked) as the first run starts
@@ -89,6 +98,30 @@ def _grid_runs(args, command, out):
                     f"pretraining recipes first (sbx demo does), or pass {option}"
                 )
     return methods, runs
+
+
+def _targets(args, command, methods, shots, out):
+    """The grid's targets: ``--recipe`` on ``--data``, or SynthSpeech tasks (``--task``) in the corpus ``--data``."""
+    from speechbrain_xfer.curves.grid import TASKS, data_target, synthspeech_target
+
+    if args.recipe:
+        if args.task is not None:
+            raise SystemExit(f"sbx {command}: give --task (a SynthSpeech task) or --recipe (any recipe), not both")
+        return [data_target(args.recipe, args.data, methods, shots, out, name=args.name)]
+    tasks = [t.strip() for t in (args.task or "kws").split(",")]
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown:
+        raise SystemExit(f"sbx {command}: unknown task(s) {unknown}; choose from {sorted(TASKS)}")
+    if not os.path.isdir(args.data):
+        raise SystemExit(
+            f"sbx {command}: --data {args.data}: no such folder (a SynthSpeech corpus: sbx synth or sbx demo "
+            f"makes one; for a folder with train.csv, valid.csv and test.csv, pass --recipe)"
+        )
+    return [synthspeech_target(t, _recipes_root(args), args.data, shots, out) for t in tasks]
+
+
+def _seeds(count):
+    return list(range(1, count + 1))
 
 
 def _pretrained(args):
@@ -103,17 +136,18 @@ def _task_sources(args):
     return {"kws": args.pretrained_kws} if args.encoder == "conv" else {}
 
 
-def _run(args, runs, extra=()):
-    from speechbrain_xfer.curves.grid import run_grid
+def _run(args, runs, out, extra=()):
+    from speechbrain_xfer.curves.grid import cache_folder, run_grid
 
     return run_grid(
         runs,
-        _recipes_root(args),
-        args.data,
+        None,
+        None,
         _pretrained(args),
         jobs=args.jobs,
         extra_overrides=[*shlex.split(args.recipe_args), *extra],
         task_sources=_task_sources(args),
+        cache=cache_folder(out),
     )
 
 
@@ -131,10 +165,12 @@ def cmd_curve(args):
 
     methods, runs = _grid_runs(args, "curve", args.out)
     start = time.perf_counter()
-    failed = _run(args, runs)
+    failed = _run(args, runs, args.out)
     summaries = read_summaries(runs)
-    rows = write_report(summaries, args.out, methods_order=methods)
-    if args.encoder == "conv":  # the forgetting measure decodes the ConvEncoder source's own test set
+    rows = write_report(summaries, args.out, methods_order=methods, target=args.target)
+    if rows:
+        print(_budget_text(rows, args.target))
+    if args.encoder == "conv" and not args.recipe:  # forgetting decodes the ConvEncoder source's own test set
         report_forgetting(runs, summaries, _pretrained(args), args.data, args.out)
     logger.info(
         "%d runs reported in %s (curves.csv, curves.md, curves.png) after %.0f s",
@@ -143,6 +179,29 @@ def cmd_curve(args):
         time.perf_counter() - start,
     )
     return _report_failures(failed)
+
+
+def _budget_text(rows, target):
+    from speechbrain_xfer.curves.budget import budget_rows, markdown
+
+    return markdown(budget_rows(rows, target), target)
+
+
+def cmd_budget(args):
+    """Prints the clips per class each method of finished grids needs for a target accuracy."""
+    from speechbrain_xfer.curves.budget import holdout_markdown, holdout_rows
+
+    rows = []
+    for path in args.curves:
+        if not os.path.isfile(path):
+            raise SystemExit(f"sbx budget: no such file: {path} (the curves.csv of an sbx curve grid)")
+        with open(path, newline="") as f:
+            rows += list(csv.DictReader(f))
+    print(_budget_text(rows, args.target))
+    if args.holdout:
+        print("### The fit checked: the largest shot count predicted from the smaller ones\n")
+        print(holdout_markdown(holdout_rows(rows)))
+    return 0
 
 
 def cmd_tune(args):
@@ -155,7 +214,7 @@ def cmd_tune(args):
     failed = []
     for lr, runs in grids.items():
         logger.info("learning rate %s", lr)
-        failed += _run(args, runs, extra=["--lr", lr])
+        failed += _run(args, runs, lr_folder(args.out, lr), extra=["--lr", lr])
     rows = tuning_rows({lr: read_summaries(runs) for lr, runs in grids.items()})
     chosen = write_tuning_report(rows, lrs, args.out)
     for (task, method, shots), lr in sorted(chosen.items(), key=str):
@@ -250,8 +309,9 @@ def cmd_rank(args):
     from speechbrain_xfer.transferability.rank import CSV_COLUMNS, rank_candidates, write_rank_csv
 
     try:
+        cache = args.cache or os.path.join(args.out, "cache")
         rows = rank_candidates(args.manifest, args.target, args.candidates, layers=args.layers,
-                               cache_root=args.cache, progress=not args.json)  # fmt: skip
+                               cache_root=cache, progress=not args.json)  # fmt: skip
     except ValueError as err:
         raise SystemExit(f"sbx rank: {err}") from None
     path = os.path.join(args.out, "rank.csv")
@@ -276,7 +336,7 @@ def cmd_rank_check(args):
         candidates = parse_candidates(args.candidates)
     except ValueError as err:
         raise SystemExit(f"sbx rank-check: {err}") from None
-    seeds = list(range(1, args.seeds + 1))
+    seeds = _seeds(args.seeds)
     _, _, failed = run_rank_check(
         candidates,
         tasks,
@@ -300,8 +360,31 @@ def _add_inference_parser(commands, name, help_text, func):
     parser.set_defaults(func=func)
 
 
+def _add_target_option(parser):
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=90.0,
+        help="accuracy (%%) to estimate the labels needed for, from a curve fitted to each method's points "
+        "(an error rate's target is 100 minus this) (default: 90)",
+    )
+
+
 def _add_grid_options(parser, out, shots):
-    parser.add_argument("--task", default="kws", help="comma-separated: kws, intent, emotion, asr (default: kws)")
+    parser.add_argument(
+        "--task",
+        default=None,
+        help="SynthSpeech tasks in the corpus --data, comma-separated: kws, intent, emotion, asr (default: kws)",
+    )
+    parser.add_argument(
+        "--recipe",
+        default=None,
+        help="a recipe folder (train.py, hparams/<method>.yaml) to run on --data, a folder with train.csv, "
+        "valid.csv and test.csv, instead of a SynthSpeech --task",
+    )
+    parser.add_argument(
+        "--name", default=None, help="with --recipe: the task's name in the report (default: the --data folder's)"
+    )
     parser.add_argument(
         "--shots", default=shots, help=f"examples per class (asr: training sentences), or 'all' (default: {shots})"
     )
@@ -311,7 +394,12 @@ def _add_grid_options(parser, out, shots):
         help="recipe YAML names (default: scratch,finetune,l2sp,frozen)",
     )
     parser.add_argument("--seeds", type=int, default=1, help="seeds 1..N (default: 1)")
-    parser.add_argument("--data", default="results/demo/data", help="SynthSpeech corpus root")
+    parser.add_argument(
+        "--data",
+        default="results/demo/data",
+        help="SynthSpeech corpus root; with --recipe, the folder with train.csv, valid.csv and test.csv "
+        "(default: results/demo/data)",
+    )
     parser.add_argument(
         "--encoder",
         choices=("conv", "hf"),
@@ -360,7 +448,18 @@ def build_parser():
 
     curve = commands.add_parser("curve", help="learning curves: tasks x methods x shots x seeds")
     _add_grid_options(curve, out="results/curves", shots="1,3,10")
+    _add_target_option(curve)
     curve.set_defaults(func=cmd_curve)
+
+    budget = commands.add_parser(
+        "budget", help="the clips per class each method of finished grids needs for a target accuracy"
+    )
+    budget.add_argument("curves", nargs="+", help="curves.csv files of sbx curve grids")
+    _add_target_option(budget)
+    budget.add_argument(
+        "--holdout", action="store_true", help="also predict each curve's largest shot count from the smaller ones"
+    )
+    budget.set_defaults(func=cmd_budget)
 
     tune = commands.add_parser("tune", help="the same learning rates for every method, chosen on validation")
     _add_grid_options(tune, out="results/tuning", shots="10")
@@ -377,7 +476,7 @@ def build_parser():
         "--layers", choices=("last", "all"), default="last", help="score every hidden state of hub-format encoders"
     )
     rank.add_argument("--out", default="results/rank", help="folder of rank.csv (default: results/rank)")
-    rank.add_argument("--cache", default=None, help="feature cache folder (default: beside the manifest)")
+    rank.add_argument("--cache", default=None, help="feature cache folder (default: <out>/cache)")
     rank.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rank.set_defaults(func=cmd_rank)
 

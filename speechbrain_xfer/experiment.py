@@ -43,9 +43,11 @@ from speechbrain_xfer.recipe_config import (
     RecipeConfigError,
     RecipeHparams,
     check_required_keys,
+    class_count_overrides,
     data_check_options,
     load_pretrained,
     load_recipe_hparams,
+    resolved_values,
     split_data_check_overrides,
 )
 from speechbrain_xfer.transferability.layer_choice import choose_output_layers
@@ -60,12 +62,19 @@ def run_experiment(brain_class, dataio_prepare, argv):
     destroy_process_group_at_exit()
     data_check, overrides = split_data_check_overrides(hparams_file, overrides)
     try:
+        # Checked before anything is built, and before n_classes: auto reads train_csv.
+        values = resolved_values(hparams_file, overrides, strict=True)
+        check_required_keys(values, hparams_file)
+        given, overrides = overrides, class_count_overrides(hparams_file, overrides, values)
         hparams = RecipeHparams({**load_recipe_hparams(hparams_file, overrides), **data_check}, hparams_file)
-        check_required_keys(hparams, hparams_file)
         data_check = data_check_options(hparams, hparams_file)
     except RecipeConfigError as err:
         raise SystemExit(f"error: {err}") from None
     sb.create_experiment_directory(hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides)
+    if overrides != given:
+        logger.info(
+            "n_classes: auto -> %d %s classes in %s", hparams["n_classes"], *hparams["targets"], hparams["train_csv"]
+        )
 
     try:
         with manifest_checks(**data_check, progress=not run_opts.get("noprogressbar")):

@@ -7,12 +7,17 @@ recipe reads and the YAML lacks; :func:`load_pretrained` loads ``pretrained_modu
 (:mod:`speechbrain_xfer.hub.export`) read runs through them.
 """
 
+import contextlib
+import csv
+import io
 import logging
+import os
 import re
 
 import speechbrain as sb
 import yaml
-from hyperpyyaml import load_hyperpyyaml
+from hyperpyyaml import load_hyperpyyaml, resolve_references
+from ruamel.yaml import YAML
 
 from speechbrain_xfer.pretrained.loading import load_speechbrain_modules
 
@@ -36,8 +41,14 @@ REQUIRED_KEYS = (
 )
 """The keys ``run_experiment`` and the recipes' ``dataio_prepare`` need in every recipe YAML."""
 
-DATA_CHECK_KEYS = {"skip_bad_items": False, "min_duration": 0.1}
-"""Options of the check before training, with their defaults: in the YAML, or on the command line."""
+DATA_CHECK_KEYS = {"skip_bad_items": False, "min_duration": 0.1, "cache_folder": None}
+"""Options of the check before training, with their defaults: in the YAML, or on the command line.
+``cache_folder`` (default: ``<output_folder>/cache``) holds what the check learnt of each audio file, and is
+where a frozen recipe's ``feature_cache`` lives; ``sbx curve`` gives all its runs one, under its output folder.
+Nothing is written into the data folder."""
+
+AUTO = "auto"
+"""``n_classes: auto``: the number of classes is that of the labels in the training manifest."""
 
 
 class RecipeConfigError(ValueError):
@@ -63,8 +74,16 @@ def load_recipe_hparams(hparams_file, overrides=None):
     """
     with open(hparams_file) as f:
         text = f.read()
-    try:
+    with _named_errors(hparams_file):
         return load_hyperpyyaml(text, overrides)
+
+
+@contextlib.contextmanager
+def _named_errors(hparams_file):
+    """hyperpyyaml's errors for an override the YAML lacks and an unset ``!PLACEHOLDER``, as RecipeConfigErrors
+    naming the file and the key."""
+    try:
+        yield
     except KeyError as err:
         message = str(err.args[0]) if err.args else ""
         if not message.startswith("Override"):
@@ -146,7 +165,7 @@ def split_data_check_overrides(hparams_file, overrides):
     >>> with open(path, "w") as f:
     ...     _ = f.write("lr: 0.1\\nmin_duration: 0.5\\n")
     >>> split_data_check_overrides(path, "lr: 0.2\\nskip_bad_items: True\\nmin_duration: 1.0")
-    ({'skip_bad_items': True}, 'lr: 0.2\\nmin_duration: 1.0')
+    ({'skip_bad_items': True, 'cache_folder': None}, 'lr: 0.2\\nmin_duration: 1.0')
     """
     with open(hparams_file) as f:
         text = f.read()
@@ -169,7 +188,90 @@ def data_check_options(hparams, hparams_file):
         raise RecipeConfigError(f"{hparams_file}: skip_bad_items must be True or False, not {skip!r}")
     if isinstance(min_duration, bool) or not isinstance(min_duration, (int, float)) or min_duration < 0:
         raise RecipeConfigError(f"{hparams_file}: min_duration must be a number of seconds >= 0, not {min_duration!r}")
-    return {"skip_bad_items": skip, "min_duration": float(min_duration)}
+    cache = hparams["cache_folder"] or os.path.join(hparams["output_folder"], "cache")
+    return {"skip_bad_items": skip, "min_duration": float(min_duration), "cache_folder": str(cache)}
+
+
+def resolved_values(hparams_file, overrides=None, strict=False):
+    """The YAML's keys with ``!ref`` resolved and the overrides applied, as plain data: nothing is built.
+
+    A tagged value (``!new:``, ``!name:``, ...) comes back as ruamel's tagged node; a ``!PLACEHOLDER`` that the
+    overrides leave unset, as None. ``strict``: an unset ``!PLACEHOLDER`` or an override the YAML lacks is a
+    :class:`RecipeConfigError` naming it, as in :func:`load_recipe_hparams`.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.yaml")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("data_folder: !PLACEHOLDER\\ntrain_csv: !ref <data_folder>/train.csv\\ntargets: [word]\\n")
+    >>> values = resolved_values(path, {"data_folder": "/data"})
+    >>> values["train_csv"], list(values["targets"])
+    ('/data/train.csv', ['word'])
+    """
+    with open(hparams_file) as f:
+        text = f.read()
+    if strict:
+        with _named_errors(hparams_file):
+            text = resolve_references(io.StringIO(text), overrides or None, overrides_must_match=True).getvalue()
+    else:
+        given = overrides if isinstance(overrides, dict) else (YAML(typ="rt").load(overrides or "") or {})
+        placeholders = re.findall(r"^(\w+):\s*!PLACEHOLDER", text, re.MULTILINE)
+        unset = {key: None for key in placeholders if key not in given}
+        text = resolve_references(io.StringIO(text), {**unset, **given} or None).getvalue()
+    return dict(YAML(typ="rt").load(text) or {})
+
+
+def class_count_overrides(hparams_file, overrides, values=None):
+    """``overrides`` with ``n_classes: N`` added when the recipe's ``n_classes`` is ``auto``.
+
+    N is the number of different labels of the recipe's one target in its training manifest (``train_csv``),
+    so that a recipe need not state it; a number given on the command line (``--n_classes 11``) is kept.
+    ``values`` are the YAML's :func:`resolved_values` with these overrides, when the caller has them.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> with open(os.path.join(folder, "train.csv"), "w") as f:
+    ...     _ = f.write("ID,wav,word\\na,a.wav,yes\\nb,b.wav,no\\nc,c.wav,yes\\n")
+    >>> path = os.path.join(folder, "x.yaml")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write(f"train_csv: {folder}/train.csv\\ntargets: [word]\\nn_classes: auto\\n")
+    >>> class_count_overrides(path, "lr: 0.1")
+    'lr: 0.1\\nn_classes: 2'
+    >>> class_count_overrides(path, "n_classes: 11")
+    'n_classes: 11'
+    """
+    values = resolved_values(hparams_file, overrides) if values is None else values
+    if str(values.get("n_classes")) != AUTO:
+        return overrides
+    targets = list(RecipeHparams(values, hparams_file)["targets"] or [])
+    if len(targets) != 1:
+        raise RecipeConfigError(
+            f"{hparams_file}: n_classes: auto counts the labels of one target, and `targets` is {targets}; "
+            f"give each head its number of classes"
+        )
+    count = len(_labels(values.get("train_csv"), targets[0], hparams_file))
+    if isinstance(overrides, dict):
+        return {**overrides, "n_classes": count}
+    return "\n".join(line for line in ((overrides or "").strip(), f"n_classes: {count}") if line)
+
+
+def _labels(train_csv, column, hparams_file):
+    if not train_csv or not os.path.isfile(str(train_csv)):
+        raise RecipeConfigError(
+            f"{hparams_file}: n_classes: auto counts the labels of the training manifest, and train_csv "
+            f"{train_csv} does not exist; prepare the data first or give --n_classes"
+        )
+    with open(train_csv, newline="") as f:
+        reader = csv.DictReader(f)
+        if column not in (reader.fieldnames or []):
+            raise RecipeConfigError(
+                f"{train_csv} has no column {column!r} (columns: {reader.fieldnames}); check the recipe's "
+                f"`targets` or the manifest"
+            )
+        return {row[column].strip() for row in reader if (row[column] or "").strip()}
 
 
 def load_pretrained(hparams):

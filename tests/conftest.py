@@ -35,3 +35,33 @@ def small_manifest():
         return len(taken)
 
     return write
+
+
+def real_data_root():
+    """The folder of the real recordings (FSDD, RAVDESS) that the tests read: ``$SBX_REAL_DATA``, else the
+    ``shared/data`` folder beside the repository, else ``/work/shared/data``."""
+    if os.environ.get("SBX_REAL_DATA"):
+        return os.environ["SBX_REAL_DATA"]
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for parent in (os.path.dirname(repo), "/work"):
+        folder = os.path.join(parent, "shared", "data")
+        if os.path.isdir(folder):
+            return folder
+    return None
+
+
+@pytest.fixture(scope="session")
+def fsdd_recordings():
+    """The ``recordings/`` folder of the Free Spoken Digit Dataset (CC BY-SA 4.0) in the real data folder.
+
+    Missing on a user's machine, the tests that need it are skipped; under CI (``CI=true``) they fail, so that
+    they cannot be skipped unseen there.
+    """
+    root = real_data_root()
+    folder = os.path.join(root, "fsdd", "recordings") if root else None
+    if folder and os.path.isdir(folder):
+        return folder
+    reason = "no FSDD recordings: set SBX_REAL_DATA to a folder holding fsdd/recordings"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)

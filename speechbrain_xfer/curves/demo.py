@@ -10,7 +10,7 @@ import sys
 import time
 
 from speechbrain_xfer.curves.forgetting import report_forgetting
-from speechbrain_xfer.curves.grid import check_inputs, grid, run_grid
+from speechbrain_xfer.curves.grid import cache_folder, check_inputs, grid, run_grid
 from speechbrain_xfer.curves.launch import run_recipe
 from speechbrain_xfer.curves.report import read_summaries, write_report
 
@@ -130,6 +130,7 @@ def run_demo(out, synth_options, recipes_root, jobs=2, encoder="conv"):
         extra_overrides=["--noprogressbar"],
         before=pretrain_encoder,
         task_sources=task_sources(out, DEMO_TASKS),
+        cache=cache_folder(out),
     )
     summaries = read_summaries(runs)
     rows = write_report(summaries, report_folder, methods_order=methods)

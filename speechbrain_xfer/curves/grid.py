@@ -1,8 +1,16 @@
-"""The grid of learning-curve runs: tasks x methods x shots x seeds, each a recipe run.
+"""The grid of learning-curve runs: targets x methods x shots x seeds, each a recipe run.
 
-Every run is ``python <recipe>/train.py <recipe>/hparams/<method>.yaml`` with
-SpeechBrain overrides for the data, the k-shot manifest, the seed and the
-output folder; a run whose ``summary.json`` exists is not run again.
+A :class:`Target` is a recipe folder (``train.py``, ``hparams/<method>.yaml``)
+and a data folder holding ``train.csv``, ``valid.csv`` and ``test.csv``: a
+SynthSpeech task (:func:`synthspeech_target`) or the user's own data
+(:func:`data_target`). Every run is ``python <recipe>/train.py
+<recipe>/hparams/<method>.yaml`` with SpeechBrain overrides for the data, the
+training subset, the seed, the output folder and the cache folder; a run whose
+``summary.json`` exists is not run again. The training subsets
+(``train_k{N}.csv``: N examples per class; ``train_n{N}.csv``: N utterances)
+are read from the data folder when it holds them all, and are otherwise drawn
+into the grid's output folder (:func:`prepare_subsets`): nothing is written
+into the data folder.
 """
 
 import dataclasses
@@ -45,6 +53,108 @@ through HFEncoder (``hparams/hf_<method>.yaml``)."""
 HF_PREFIX = "hf_"
 
 
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """What one learning curve is measured on: a recipe folder and a data folder.
+
+    Attributes
+    ----------
+    name : str
+        The task's name in the report and in the run folders (``<out>/runs/<name>/...``).
+    recipe : str
+        Folder with ``train.py`` and ``hparams/<method>.yaml``.
+    data : str
+        Folder with ``train.csv``, ``valid.csv`` and ``test.csv`` (the recipes' ``--data_folder``).
+    subsets : str
+        Folder of the training subsets: ``data`` when it holds them, else one under the grid's output folder.
+    subset : str
+        ``"k"``: shots count examples per class (``train_k{N}.csv``); ``"n"``: utterances (``train_n{N}.csv``),
+        for a recipe without classes (ASR).
+    labels : tuple of str
+        The label columns the k-shot subsets are stratified by (their combination is the class).
+    """
+
+    name: str
+    recipe: str
+    data: str
+    subsets: str
+    subset: str = "k"
+    labels: tuple = ()
+
+    def train_csv(self, shots):
+        """The training manifest of ``shots`` (``"all"``: the data folder's ``train.csv``)."""
+        if shots == "all":
+            return os.path.join(self.data, "train.csv")
+        return os.path.join(self.subsets, f"train_{self.subset}{shots}.csv")
+
+
+SUBSET_SEED = 0
+"""The seed of the drawn training subsets: the same lists for every method and seed of a grid, so that the
+methods are compared on the same clips (the SynthSpeech corpus's own k-shot lists are fixed the same way)."""
+
+DATA_FILES = ("train.csv", "valid.csv", "test.csv")
+
+
+def _subsets_folder(data, subset, shots, out, name):
+    """``data`` when it holds every subset file the shots need, else ``<out>/subsets/<name>``."""
+    wanted = [f"train_{subset}{k}.csv" for k in shots if k != "all"]
+    if all(os.path.isfile(os.path.join(data, f)) for f in wanted):
+        return data
+    return os.path.join(out, "subsets", name)
+
+
+def synthspeech_target(task, recipes_root, corpus_root, shots=(), out=""):
+    """The :class:`Target` of a SynthSpeech task (``kws``, ``intent``, ``emotion``, ``asr``).
+
+    The corpus holds k-shot lists for 1, 3, 10 and 30 shots; other shot counts (and ASR's sentence counts) are
+    drawn into ``<out>/subsets/<task>``.
+    """
+    spec = TASKS[task]
+    data = os.path.join(corpus_root, spec.corpus)
+    subsets = _subsets_folder(data, spec.subset, shots, out, task) if shots else data
+    labels = () if spec.subset == "n" else SYNTHSPEECH_LABELS[task]
+    return Target(task, os.path.join(recipes_root, spec.recipe), data, subsets, spec.subset, labels)
+
+
+SYNTHSPEECH_LABELS = {"kws": ("word",), "intent": ("intent",), "emotion": ("emotion",)}
+
+
+def data_target(recipe, data, methods, shots, out, name=None):
+    """The :class:`Target` of a recipe folder on a data folder of one's own.
+
+    The label columns come from the recipe's ``targets`` key (in the YAML of the first of ``methods``); a
+    recipe without one (ASR) counts training utterances instead of examples per class.
+
+    Raises
+    ------
+    GridInputError
+        When a folder, ``train.py``, the YAML or one of :data:`DATA_FILES` is missing, naming it.
+    """
+    from speechbrain_xfer.recipe_config import resolved_values
+
+    if not os.path.isdir(recipe) or not os.path.isfile(os.path.join(recipe, "train.py")):
+        raise GridInputError(f"--recipe {recipe}: not a recipe folder (it needs train.py and hparams/)")
+    if not os.path.isdir(data):
+        raise GridInputError(f"--data {data}: no such folder")
+    missing = [f for f in DATA_FILES if not os.path.isfile(os.path.join(data, f))]
+    if missing:
+        raise GridInputError(
+            f"--data {data}: no {', '.join(missing)}; the folder needs train.csv, valid.csv and test.csv "
+            f"(columns ID, wav and the label; see docs/own_data.md)"
+        )
+    yaml = os.path.join(recipe, "hparams", f"{methods[0]}.yaml")
+    if not os.path.isfile(yaml):
+        raise GridInputError(f"--recipe {recipe}: no hparams/{methods[0]}.yaml")
+    labels = resolved_values(yaml, {"data_folder": data}).get("targets")
+    subset = "k" if labels else "n"
+    name = name or os.path.basename(os.path.normpath(data))
+    return Target(name, recipe, data, _subsets_folder(data, subset, shots, out, name), subset, tuple(labels or ()))
+
+
+class GridInputError(FileNotFoundError, ValueError):
+    """A recipe, data folder or manifest that a grid needs is missing; the message names it."""
+
+
 def recipe_methods(methods, encoder):
     """The recipe YAML names of ``methods`` for ``encoder``: ``["finetune"], "hf"`` -> ``["hf_finetune"]``."""
     if encoder not in ENCODERS:
@@ -62,6 +172,11 @@ class Run:
     shots: object  # int, or "all"
     seed: int
     out: str
+    target: Target = None  # None: the SynthSpeech task named ``task``, in the recipes and corpus roots given
+
+    def resolve(self, recipes_root, corpus_root):
+        """The run's :class:`Target`: its own, else the SynthSpeech task's in ``recipes_root``/``corpus_root``."""
+        return self.target or synthspeech_target(self.task, recipes_root, corpus_root)
 
     @property
     def encoder(self):
@@ -101,16 +216,31 @@ def parse_shots(text):
 
 
 def grid(tasks, methods, shots, seeds, out):
-    """Every run, ordered so that the slow fine-tuning runs start first."""
-    return [Run(t, m, k, s, out) for t in tasks for k in shots for s in seeds for m in methods]
+    """Every run, ordered so that the slow fine-tuning runs start first.
+
+    ``tasks``: :class:`Target` objects, or the names of SynthSpeech tasks.
+    """
+    runs = []
+    for t in tasks:
+        name, target = (t.name, t) if isinstance(t, Target) else (t, None)
+        runs += [Run(name, m, k, s, out, target) for k in shots for s in seeds for m in methods]
+    return runs
 
 
-def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrides=(), task_sources=None):
-    """The command line of one run; ``task_sources`` ({task: folder}) overrides ``pretrained_source`` per task."""
-    spec = TASKS[run.task]
-    recipe = os.path.join(recipes_root, spec.recipe)
-    data = os.path.join(corpus_root, spec.corpus)
-    train_csv = os.path.join(data, "train.csv" if run.shots == "all" else f"train_{spec.subset}{run.shots}.csv")
+def cache_folder(out):
+    """The grid's cache folder: what the checks learnt of each audio file and the frozen encoders' outputs,
+    shared by the runs of each target."""
+    return os.path.join(out, "cache")
+
+
+def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrides=(), task_sources=None, cache=None):
+    """The command line of one run; ``task_sources`` ({task: folder}) overrides ``pretrained_source`` per task.
+
+    ``cache`` holds the runs' cache folders, one per target (``--cache_folder <cache>/<task>``); None leaves
+    the recipe's default, under the run's output folder.
+    """
+    target = run.resolve(recipes_root, corpus_root)
+    recipe, data, train_csv = target.recipe, target.data, target.train_csv(run.shots)
     command = [
         sys.executable,
         os.path.join(recipe, "train.py"),
@@ -123,6 +253,7 @@ def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrid
         str(run.seed),
         "--output_folder",
         run.folder,
+        *(["--cache_folder", os.path.join(cache, run.task)] if cache else []),
     ]
     if run.method != "scratch":  # hf_scratch takes its architecture from the pretrained source
         sources = task_sources if run.encoder == "conv" else None  # the later source stages are ConvEncoders
@@ -130,23 +261,35 @@ def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrid
     return command + list(extra_overrides)
 
 
-def prepare_subsets(runs, corpus_root):
-    """Writes the sentence-count training subsets (``train_n{N}.csv``) that the grid's ASR runs need."""
-    from speechbrain_xfer.synthspeech.kshot import write_sentence_subsets
+def prepare_subsets(runs):
+    """Draws the training subsets that the runs' targets keep outside their data folder and lack.
+
+    Examples per class (``train_k{N}.csv``) are stratified by the target's label columns and nested (the
+    1-shot list lies inside the 3-shot list, ...); utterance counts (``train_n{N}.csv``) are nested too. Both
+    are drawn with :data:`SUBSET_SEED`, and a subset folder is drawn whole, so that its lists nest.
+    """
+    from speechbrain_xfer.data.subsets import write_kshot_manifests, write_sentence_subsets
 
     wanted = {}
     for run in runs:
-        spec = TASKS[run.task]
-        data = os.path.join(corpus_root, spec.corpus)
-        if spec.subset == "n" and run.shots != "all" and os.path.isfile(os.path.join(data, "train.csv")):
-            if not os.path.isfile(os.path.join(data, f"train_n{run.shots}.csv")):
-                wanted.setdefault(data, set()).add(run.shots)
-    for data, sizes in wanted.items():
-        write_sentence_subsets(data, sorted(sizes))
+        target = run.target
+        if target is None or run.shots == "all" or target.subsets == target.data:
+            continue
+        wanted.setdefault(target, set()).add(run.shots)
+    for target, sizes in wanted.items():
+        if all(os.path.isfile(target.train_csv(k)) for k in sizes):
+            continue
+        train = os.path.join(target.data, "train.csv")
+        if target.subset == "n":
+            write_sentence_subsets(train, target.subsets, sorted(sizes), seed=SUBSET_SEED)
+        else:
+            write_kshot_manifests(train, target.subsets, target.labels, SUBSET_SEED, sorted(sizes))
+        logger.info("training subsets of %s (%s shots) drawn into %s", target.name, sorted(sizes), target.subsets)
 
 
-def check_inputs(runs, recipes_root, corpus_root):
-    """Fails before any training if a recipe, YAML or manifest of the grid is missing."""
+def check_inputs(runs, recipes_root=None, corpus_root=None):
+    """Fails before any training if a recipe, YAML or manifest of the grid is missing (a :class:`GridInputError`
+    listing each)."""
     missing = []
     for run in runs:
         command = run_command(run, recipes_root, corpus_root, "")
@@ -154,7 +297,7 @@ def check_inputs(runs, recipes_root, corpus_root):
             if not os.path.isfile(path):
                 missing.append(path)
     if missing:
-        raise FileNotFoundError("the grid needs files that do not exist:\n  " + "\n  ".join(sorted(set(missing))))
+        raise GridInputError("the grid needs files that do not exist:\n  " + "\n  ".join(sorted(set(missing))))
 
 
 def _execute(run, command, threads):
@@ -175,6 +318,7 @@ def run_grid(
     threads=None,
     before=None,
     task_sources=None,
+    cache=None,
 ):
     """Runs the pending runs, ``jobs`` at a time; returns the runs that failed.
 
@@ -186,6 +330,8 @@ def run_grid(
     pretraining): it takes one of the ``jobs`` workers first, the ``scratch``
     runs, which need no pretrained encoder, take the others beside it, and
     every other run waits for it. An exception in it stops the grid.
+
+    ``cache`` is every run's ``--cache_folder`` (see :func:`cache_folder`).
     """
     pending = [r for r in runs if not os.path.isfile(r.summary_path)]
     # Longest first (fine-tuning on many shots), so that the last runs are short ones.
@@ -211,7 +357,7 @@ def run_grid(
                 pool.submit(
                     _execute,
                     r,
-                    run_command(r, recipes_root, corpus_root, pretrained_source, extra_overrides, task_sources),
+                    run_command(r, recipes_root, corpus_root, pretrained_source, extra_overrides, task_sources, cache),
                     threads,
                 )
                 for r in batch

@@ -16,7 +16,7 @@ import os
 import shutil
 import statistics
 
-from speechbrain_xfer.curves.grid import TASKS, grid, recipe_methods, run_grid
+from speechbrain_xfer.curves.grid import TASKS, cache_folder, grid, recipe_methods, run_grid
 from speechbrain_xfer.curves.report import read_summaries
 from speechbrain_xfer.transferability import ESTIMATORS
 
@@ -223,6 +223,7 @@ def run_rank_check(
             jobs=jobs,
             progress=progress,
             extra_overrides=["--noprogressbar", *candidate.overrides, *recipe_args],
+            cache=cache_folder(os.path.join(out, "runs", candidate.name)),
         )
     rows = rows_of(candidates, tasks, shots, seeds, scores, out)
     taus = kendall_taus(rows, tasks)

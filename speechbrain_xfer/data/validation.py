@@ -35,7 +35,7 @@ SAMPLE_RATE = 16000
 """The sample rate every encoder of the recipes expects."""
 
 CACHE_NAME = ".audio_checks.json"
-"""The cache of :func:`validate_manifests`, in the data folder (when it can be written)."""
+"""The cache of :func:`validate_manifests`, in the run's cache folder (never in the data folder)."""
 
 
 class ManifestError(ValueError):
@@ -49,6 +49,7 @@ class CheckOptions:
     skip_bad_items: bool = False
     min_duration: float = 0.1
     progress: bool = True
+    cache_folder: str = None
 
 
 # The options of the run under way, set by manifest_checks: the recipes' dataio_prepare functions build their
@@ -57,7 +58,7 @@ _ACTIVE = contextvars.ContextVar("manifest_checks", default=None)
 
 
 @contextlib.contextmanager
-def manifest_checks(skip_bad_items=False, min_duration=0.1, progress=True):
+def manifest_checks(skip_bad_items=False, min_duration=0.1, progress=True, cache_folder=None):
     """Within this block, the dataset builders of :mod:`~speechbrain_xfer.data.dataio` check their manifests.
 
     Arguments
@@ -68,16 +69,19 @@ def manifest_checks(skip_bad_items=False, min_duration=0.1, progress=True):
         Audio shorter than this (seconds) is a bad item.
     progress : bool
         Shows a progress bar over the items.
+    cache_folder : str, optional
+        Where what was learnt of each audio file is kept for the next run (:data:`CACHE_NAME`); None keeps
+        nothing.
 
     Example
     -------
     >>> with manifest_checks(skip_bad_items=True):
     ...     _ACTIVE.get()
-    CheckOptions(skip_bad_items=True, min_duration=0.1, progress=True)
+    CheckOptions(skip_bad_items=True, min_duration=0.1, progress=True, cache_folder=None)
     >>> print(_ACTIVE.get())
     None
     """
-    token = _ACTIVE.set(CheckOptions(skip_bad_items, min_duration, progress))
+    token = _ACTIVE.set(CheckOptions(skip_bad_items, min_duration, progress, cache_folder))
     try:
         yield
     finally:
@@ -94,7 +98,7 @@ def check_manifests(csv_files, data_folder, save_folder, label_columns=(), class
     csv_files : dict
         ``{split: path}``.
     data_folder : str
-        Replaces ``$data_root`` in the ``wav`` column; holds the cache, when it can be written.
+        Replaces ``$data_root`` in the ``wav`` column; nothing is written there.
     save_folder : str
         With ``skip_bad_items``, the manifests without the bad items go to ``<save_folder>/checked_manifests``.
     label_columns, class_columns : sequence of str
@@ -125,14 +129,17 @@ def check_manifests(csv_files, data_folder, save_folder, label_columns=(), class
 
 
 def _check_on_main(csv_files, data_folder, save_folder, label_columns, class_columns, options):
-    writable = os.path.isdir(data_folder) and os.access(data_folder, os.W_OK)
+    cache_file = None
+    if options.cache_folder:
+        os.makedirs(options.cache_folder, exist_ok=True)
+        cache_file = os.path.join(options.cache_folder, CACHE_NAME)
     report = validate_manifests(
         csv_files,
         data_folder,
         label_columns,
         class_columns,
         options.min_duration,
-        os.path.join(data_folder, CACHE_NAME) if writable else None,
+        cache_file,
         options.progress,
     )
     if report.conversion_note():

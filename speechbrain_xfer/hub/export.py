@@ -181,7 +181,8 @@ class _Export:
         return os.path.join(staging, "example.wav")
 
     def _yaml_header(self):
-        dataset, task, method = self.run.recipe()
+        _, task, method = self.run.recipe()
+        dataset = self.run.dataset()
         return (
             f"# ############################################################################\n"
             f"# Exported by speechbrain_xfer (sbx export) from the {dataset} {task} recipe, method {method}:\n"
@@ -218,7 +219,7 @@ class _Export:
 
     def card_info(self, exported, repo_id, language, license, dataset):
         """What the model card (:func:`~speechbrain_xfer.hub.card.write_model_card`) says of the export."""
-        recipe_dataset, task, method = self.run.recipe()
+        _, task, method = self.run.recipe()
         hparams = self.run.hparams
         return {
             "kind": exported.kind,
@@ -227,7 +228,7 @@ class _Export:
             "name": (repo_id or exported.folder).rstrip("/").split("/")[-1],
             "language": language,
             "license": license,
-            "dataset": dataset or recipe_dataset,
+            "dataset": dataset or self.run.dataset(),
             "task": task,
             "method": method,
             "targets": exported.targets,

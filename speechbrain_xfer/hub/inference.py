@@ -6,6 +6,8 @@ to 16 kHz and down-mixed by the model's ``audio_normalizer`` (SpeechBrain's
 and saying why; the other files are still processed.
 """
 
+import os
+
 import torch
 from speechbrain.dataio import audio_io
 
@@ -16,6 +18,10 @@ class AudioFileError(ValueError):
 
 def read_audio_file(model, path):
     """The 16 kHz mono waveform of ``path`` for ``model``; raises AudioFileError naming the file."""
+    if not os.path.exists(path):
+        raise AudioFileError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise AudioFileError(f"{path}: a folder, not an audio file")
     try:
         signal, sample_rate = audio_io.load(str(path), channels_first=False)
     except Exception as err:  # soundfile raises several types for unreadable files

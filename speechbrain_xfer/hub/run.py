@@ -68,6 +68,16 @@ class FinishedRun:
             return "unknown", "unknown", path.stem
         return path.parents[2].name, path.parents[1].name, path.stem
 
+    def dataset(self):
+        """The data set the run trained on, for the model card: the recipe's, or, for a SynthSpeech recipe (or
+        a YAML kept elsewhere) run on other data (``sbx curve --recipe ... --data <folder>``), the name of
+        that data folder."""
+        recipe_dataset = self.recipe()[0]
+        folder = self.hparams.get("data_folder")
+        if recipe_dataset in ("SynthSpeech", "unknown") and folder and not self.is_synthetic_corpus():
+            return os.path.basename(os.path.normpath(str(folder)))
+        return recipe_dataset
+
     def is_synthetic_corpus(self):
         """Whether the run's data is a SynthSpeech folder (it holds ``synth_options.json``), free to copy."""
         return os.path.isfile(os.path.join(self.hparams.get("data_folder") or "", "synth_options.json"))

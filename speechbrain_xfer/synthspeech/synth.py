@@ -24,12 +24,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import soundfile as sf
 
+from speechbrain_xfer.data.subsets import write_kshot_manifests
 from speechbrain_xfer.synthspeech import texts
 from speechbrain_xfer.synthspeech.acoustics import SAMPLE_RATE, apply_conditions, resample_batch
 from speechbrain_xfer.synthspeech.espeak import SAMPLE_RATE as ESPEAK_RATE
 from speechbrain_xfer.synthspeech.espeak import Espeak, SynthesisError
 from speechbrain_xfer.synthspeech.isolation import Failure, run_isolated
-from speechbrain_xfer.synthspeech.kshot import write_kshot_manifests
 from speechbrain_xfer.synthspeech.voices import SPLITS, Speaker, make_speakers, split_speakers
 
 logger = logging.getLogger(__name__)
@@ -287,7 +287,7 @@ def synthesize_subset(folder, utts, options, task, jobs=1, progress=True):
         write_manifest(os.path.join(folder, f"{split}.csv"), split_rows)
         counts[split] = len(split_rows)
     if task in STRATIFY_BY:
-        write_kshot_manifests(folder, STRATIFY_BY[task], options.seed)
+        write_kshot_manifests(os.path.join(folder, "train.csv"), folder, STRATIFY_BY[task], options.seed)
     report = {
         "options": asdict(options),
         "task": task,

@@ -129,8 +129,9 @@ def test_asr_curves_count_training_sentences_and_report_cer(tiny_corpus, pretrai
     ]
     code, _, stderr = sbx_curve(*args)
     assert code == 0, stderr[-4000:]
-    data = root / "asr" / "target"
-    subsets = {n: (data / f"train_n{n}.csv").read_text().splitlines()[1:] for n in (4, 8)}
+    # Drawn into the grid's output folder: nothing is written into the corpus.
+    assert not list((root / "asr" / "target").glob("train_n*.csv"))
+    subsets = {n: (tmp_path / "subsets" / "asr" / f"train_n{n}.csv").read_text().splitlines()[1:] for n in (4, 8)}
     assert len(subsets[4]) == 4 and len(subsets[8]) == 8 and set(subsets[4]) <= set(subsets[8])
     with open(tmp_path / "curves.csv", newline="") as f:
         rows = list(csv.DictReader(f))

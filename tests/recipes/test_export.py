@@ -213,14 +213,16 @@ def test_classify_resamples_downmixes_and_reports_bad_files(exported, tiny_corpu
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF" + b"\x00garbage" * 20)
     silent = _write(tmp_path / "zero_samples.wav", torch.zeros(0), 16000)
+    missing = str(tmp_path / "missing.wav")
     capsys.readouterr()
-    code = main(["classify", str(export), good, stereo, str(empty), str(corrupt), silent, "--json"])
+    code = main(["classify", str(export), good, stereo, str(empty), str(corrupt), silent, missing, "--json"])
     rows = json.loads(capsys.readouterr().out)
     assert code == 1  # some files failed, and the others were still classified
-    assert [row["file"] for row in rows] == [good, stereo, str(empty), str(corrupt), silent]
+    assert [row["file"] for row in rows] == [good, stereo, str(empty), str(corrupt), silent, missing]
     assert rows[0]["label"] == rows[1]["label"] and abs(rows[0]["score"] - rows[1]["score"]) < 0.05
-    for row, name in zip(rows[2:], ["empty.wav", "corrupt.wav", "zero_samples.wav"]):
+    for row, name in zip(rows[2:], ["empty.wav", "corrupt.wav", "zero_samples.wav", "missing.wav"]):
         assert name in row["error"] and "label" not in row
+    assert rows[-1]["error"] == f"{missing}: no such file"
 
 
 def test_transcribe_prints_a_table(exported, tiny_corpus, capsys):

@@ -12,7 +12,7 @@ import torch
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.run_opts import RunOptions
 
-from speechbrain_xfer.recipe_config import load_recipe_hparams
+from speechbrain_xfer.recipe_config import class_count_overrides, load_recipe_hparams
 
 REPO = Path(__file__).resolve().parents[2]
 YAMLS = sorted(Path(p).relative_to(REPO) for p in glob.glob(str(REPO / "recipes" / "**" / "*.yaml"), recursive=True))
@@ -97,7 +97,9 @@ def test_yaml_loads_and_builds_its_objects(path, tiny_corpus, tiny_wav2vec2, tmp
     # Loading runs the YAML's seed_everything, which sets this for the whole process: undo it afterwards.
     monkeypatch.setenv("SB_GLOBAL_SEED", "0")
     text = (REPO / path).read_text()
-    hparams = load_recipe_hparams(REPO / path, overrides_for(path, text, root, tmp_path / "out", tiny_wav2vec2))
+    # As run_experiment does: `n_classes: auto` counts the labels of the training manifest.
+    overrides = class_count_overrides(REPO / path, overrides_for(path, text, root, tmp_path / "out", tiny_wav2vec2))
+    hparams = load_recipe_hparams(REPO / path, overrides)
 
     assert hparams["output_folder"] == str(tmp_path / "out")
     assert "<seed>" in re.search(r"^output_folder:.*$", text, re.MULTILINE).group(0), "output_folder must name the seed"
@@ -188,6 +190,7 @@ METHOD_KEYS = {
     # Head only, from cached encoder outputs; intent's heads alone need more epochs.
     "frozen": {
         "freeze_encoder",
+        "cache_folder",
         "feature_cache",
         "encoder_opt_class",
         "encoder_lr",

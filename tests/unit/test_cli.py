@@ -20,3 +20,37 @@ def test_synth_writes_a_task_corpus(tmp_path, capsys):
     assert "words/target" in capsys.readouterr().out
     rows = read_manifest(tmp_path / "words" / "target" / "test.csv")
     assert {row["word"] for row in rows} == {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"}
+
+
+def test_budget_reads_finished_grids_and_checks_the_fit(tmp_path, capsys):
+    import csv
+
+    from speechbrain_xfer.curves.budget import power_law
+
+    path = tmp_path / "curves.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["task", "method", "shots", "seed", "metric", "value", "encoder"])
+        writer.writeheader()
+        for shots in (1, 3, 10, 30):
+            value = round(float(power_law(shots, 95.0, 60.0, 0.5)) / 100, 6)
+            writer.writerow({"task": "kws", "method": "l2sp", "shots": shots, "seed": 1, "metric": "accuracy",
+                             "value": value, "encoder": "conv"})  # fmt: skip
+    assert main(["budget", str(path), "--target", "90", "--holdout"]) == 0
+    out = capsys.readouterr().out
+    assert "### Labels needed for 90 % (clips per class)" in out
+    assert "| kws | l2sp | about 144 |" in out
+    assert "| kws | l2sp | 1,3,10 | 30 |" in out
+
+
+def test_budget_names_a_missing_file(tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit, match="sbx budget: no such file: .*nothing.csv"):
+        main(["budget", str(tmp_path / "nothing.csv")])
+
+
+def test_curve_with_both_task_and_recipe_is_refused(tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit, match="give --task .* or --recipe .*, not both"):
+        main(["curve", "--task", "kws", "--recipe", "recipes/SynthSpeech/KWS", "--data", str(tmp_path)])

@@ -38,7 +38,12 @@ def test_other_yaml_errors_are_not_disguised(tmp_path):
 @pytest.fixture
 def pretrained_folder(tmp_path):
     """A pretrained folder holding an encoder of the recipes' architecture, with other weights than a fresh one."""
-    overrides = {"data_folder": "d", "output_folder": str(tmp_path), "seed": 123}  # the recipes seed 1 as they load
+    overrides = {
+        "data_folder": "d",
+        "output_folder": str(tmp_path),
+        "seed": 123,
+        "n_classes": 10,
+    }  # the recipes seed 1 as they load
     hparams = load_recipe_hparams(KWS_HPARAMS / "scratch.yaml", overrides)
     folder = tmp_path / "pretrained"
     save_pretrained_folder(str(folder), {"encoder": hparams["encoder"]})
@@ -47,6 +52,7 @@ def pretrained_folder(tmp_path):
 
 def recipe_hparams(method, tmp_path, source):
     overrides = {"data_folder": "d", "output_folder": str(tmp_path / method), "pretrained_source": str(source)}
+    overrides["n_classes"] = 10  # `auto` counts the labels of a training manifest; there is none here
     return load_recipe_hparams(KWS_HPARAMS / f"{method}.yaml", overrides)
 
 
@@ -74,7 +80,8 @@ def test_load_pretrained_fills_the_base_encoder_under_the_lora_adapters(pretrain
 
 
 def test_load_pretrained_without_a_source_changes_nothing(tmp_path):
-    hparams = load_recipe_hparams(KWS_HPARAMS / "scratch.yaml", {"data_folder": "d", "output_folder": str(tmp_path)})
+    overrides = {"data_folder": "d", "output_folder": str(tmp_path), "n_classes": 10}
+    hparams = load_recipe_hparams(KWS_HPARAMS / "scratch.yaml", overrides)
     before = {k: v.clone() for k, v in hparams["encoder"].state_dict().items()}
     load_pretrained(hparams)
     assert all(torch.equal(v, before[k]) for k, v in hparams["encoder"].state_dict().items())

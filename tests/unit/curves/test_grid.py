@@ -234,3 +234,94 @@ def test_hf_demo_stages_distill_the_first_stage_into_the_hub_format_encoder(tmp_
     log = (out / "pretrain" / "hf" / "log.txt").read_text()
     assert log.startswith(f"ran train.py from {folders['']} on {os.path.join('corpus', 'asr', 'source')}")
     assert not (out / "pretrain" / "words").exists(), "the source-words stage is the ConvEncoder's keyword source"
+
+
+# -- targets: any recipe on a folder with train.csv, valid.csv and test.csv --------------------------------------
+
+KWS_RECIPE = str(REPO_RECIPES / "KWS")
+
+
+def write_manifests(folder, labels_per_split):
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, labels in labels_per_split.items():
+        lines = ["ID,wav,word"] + [f"{split}{i},$data_root/{split}{i}.wav,{label}" for i, label in enumerate(labels)]
+        (folder / f"{split}.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_a_data_target_reads_its_labels_from_the_recipe_and_keeps_its_subsets_in_the_output_folder(tmp_path):
+    from speechbrain_xfer.curves.grid import data_target
+
+    data = tmp_path / "mine"
+    write_manifests(data, {"train": "abcabcabc", "valid": "abc", "test": "abc"})
+    target = data_target(KWS_RECIPE, str(data), ["finetune"], [1, 2], str(tmp_path / "out"))
+    assert (target.name, target.subset, target.labels) == ("mine", "k", ("word",))
+    assert target.subsets == str(tmp_path / "out" / "subsets" / "mine")
+    assert target.train_csv(2) == os.path.join(target.subsets, "train_k2.csv")
+    assert target.train_csv("all") == str(data / "train.csv")
+
+
+def test_a_data_folder_holding_the_k_shot_lists_is_read_as_it_is(tmp_path):
+    from speechbrain_xfer.curves.grid import data_target
+
+    data = tmp_path / "mine"
+    write_manifests(data, {"train": "ab", "valid": "ab", "test": "ab"})
+    make_inputs(data, ["train_k1.csv"])
+    assert data_target(KWS_RECIPE, str(data), ["l2sp"], [1], "out").subsets == str(data)
+    assert data_target(KWS_RECIPE, str(data), ["l2sp"], [1, 3], "out").subsets == os.path.join("out", "subsets", "mine")
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("folder", "--data .*mine: no such folder"),
+        ("valid.csv", "no valid.csv; the folder needs train.csv, valid.csv and test.csv"),
+        ("yaml", "no hparams/nomethod.yaml"),
+    ],
+)
+def test_a_data_target_names_what_is_missing(tmp_path, missing, message):
+    from speechbrain_xfer.curves.grid import GridInputError, data_target
+
+    data = tmp_path / "mine"
+    if missing != "folder":
+        write_manifests(data, {"train": "ab", "valid": "ab", "test": "ab"})
+    if missing == "valid.csv":
+        (data / "valid.csv").unlink()
+    method = "nomethod" if missing == "yaml" else "scratch"
+    with pytest.raises(GridInputError, match=message):
+        data_target(KWS_RECIPE, str(data), [method], [1], str(tmp_path / "out"))
+
+
+def test_prepare_subsets_draws_nested_stratified_lists_once(tmp_path):
+    from speechbrain_xfer.curves.grid import data_target, prepare_subsets
+
+    data, out = tmp_path / "mine", str(tmp_path / "out")
+    write_manifests(data, {"train": "aaaabbbbcccc", "valid": "abc", "test": "abc"})
+    target = data_target(KWS_RECIPE, str(data), ["scratch"], [1, 3], out)
+    runs = grid([target], ["scratch", "finetune"], [1, 3], [1, 2], out)
+    prepare_subsets(runs)
+    chosen = {}
+    for k in (1, 3):
+        lines = Path(target.train_csv(k)).read_text().splitlines()
+        assert lines[0] == "ID,wav,word"
+        assert sorted(line.rsplit(",", 1)[1] for line in lines[1:]) == sorted("abc" * k)
+        chosen[k] = set(lines[1:])
+    assert chosen[1] < chosen[3]
+    mtime = os.path.getmtime(target.train_csv(3))
+    prepare_subsets(runs)  # drawn already: not again
+    assert os.path.getmtime(target.train_csv(3)) == mtime
+    assert sorted(os.listdir(data)) == ["test.csv", "train.csv", "valid.csv"]
+
+
+def test_run_command_of_a_data_target_gives_its_subset_and_a_cache_folder_per_target(tmp_path):
+    from speechbrain_xfer.curves.grid import data_target
+
+    data = tmp_path / "mine"
+    write_manifests(data, {"train": "ab", "valid": "ab", "test": "ab"})
+    target = data_target(KWS_RECIPE, str(data), ["l2sp"], [1], "out")
+    (run,) = grid([target], ["l2sp"], [1], [1], "out")
+    command = run_command(run, None, None, "pre/encoder", cache="out/cache")
+    assert command[1:3] == [os.path.join(KWS_RECIPE, "train.py"), os.path.join(KWS_RECIPE, "hparams", "l2sp.yaml")]
+    assert command[command.index("--data_folder") + 1] == str(data)
+    assert command[command.index("--train_csv") + 1] == target.train_csv(1)
+    assert command[command.index("--cache_folder") + 1] == os.path.join("out", "cache", "mine")
+    assert run.folder == os.path.join("out", "runs", "mine", "l2sp", "k1", "seed1")

@@ -1,6 +1,6 @@
 import collections
 
-from speechbrain_xfer.synthspeech.kshot import kshot_ids
+from speechbrain_xfer.data.subsets import kshot_ids
 
 
 def test_kshot_subsets_are_nested_stratified_and_seeded():
