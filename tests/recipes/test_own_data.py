@@ -174,3 +174,19 @@ def test_a_missing_input_is_one_line_without_a_traceback(fsdd_folder, tmp_path, 
     assert "Traceback" not in result.stderr
     assert expected in result.stderr.strip().splitlines()[-1], result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_tune_takes_the_same_recipe_and_data_folder(fsdd_folder, tmp_path):
+    data, audio = fsdd_folder
+    before = checksums(data, audio)
+    args = ["tune", "--recipe", KWS_RECIPE, "--data", data, "--methods", "scratch", "--shots", 2, "--jobs", 1]
+    result = sbx(*args, "--lrs", "0.001,0.003", "--out", tmp_path, "--recipe-args", RECIPE_ARGS)
+    assert result.returncode == 0, result.stderr[-4000:]
+    with open(tmp_path / "tuning.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["task"], r["method"], r["shots"], r["lr"]) for r in rows) == [
+        ("fsdd", "scratch", "2", "0.001"),
+        ("fsdd", "scratch", "2", "0.003"),
+    ]
+    assert all(0.0 <= float(r["valid"]) <= 100.0 for r in rows)
+    assert checksums(data, audio) == before
