@@ -14,6 +14,7 @@ into the data folder.
 """
 
 import dataclasses
+import glob
 import logging
 import math
 import os
@@ -138,9 +139,11 @@ def data_target(recipe, data, methods, shots, out, name=None):
         raise GridInputError(f"--data {data}: no such folder")
     missing = [f for f in DATA_FILES if not os.path.isfile(os.path.join(data, f))]
     if missing:
+        prepare = sorted(glob.glob(os.path.join(recipe, "*_prepare.py")))
+        hint = f"; for a download of the recipe's dataset, run {prepare[0]} first" if prepare else ""
         raise GridInputError(
             f"--data {data}: no {', '.join(missing)}; the folder needs train.csv, valid.csv and test.csv "
-            f"(columns ID, wav and the label; see docs/own_data.md)"
+            f"(columns ID, wav and the label; see docs/own_data.md){hint}"
         )
     yaml = os.path.join(recipe, "hparams", f"{methods[0]}.yaml")
     if not os.path.isfile(yaml):
@@ -249,6 +252,11 @@ def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrid
         data,
         "--train_csv",
         train_csv,
+        # The data folder's own, also for a recipe that would otherwise prepare manifests of its own.
+        "--valid_csv",
+        os.path.join(data, "valid.csv"),
+        "--test_csv",
+        os.path.join(data, "test.csv"),
         "--seed",
         str(run.seed),
         "--output_folder",

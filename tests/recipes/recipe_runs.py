@@ -1,7 +1,9 @@
 """Where the SynthSpeech recipes are, and how the recipe tests run them (tiny settings, one thread)."""
 
+import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 
 import torch
@@ -36,3 +38,16 @@ def checkpoints(run_folder, name):
     paths = sorted((run_folder / "save").glob(f"CKPT+*/{name}.ckpt"))
     assert paths, f"no {name}.ckpt in {run_folder / 'save'}"
     return [torch.load(path, weights_only=True) for path in paths]
+
+
+def checksums(*folders):
+    """``{path: sha256}`` of every file under the folders, and each entry's permission bits."""
+    found = {}
+    for folder in folders:
+        for dirpath, _, files in os.walk(folder):
+            found[dirpath] = stat.S_IMODE(os.stat(dirpath).st_mode)
+            for name in files:
+                path = os.path.join(dirpath, name)
+                with open(path, "rb") as f:
+                    found[path] = (hashlib.sha256(f.read()).hexdigest(), stat.S_IMODE(os.stat(path).st_mode))
+    return found

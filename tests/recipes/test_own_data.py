@@ -6,14 +6,13 @@ lists into its output folder, and nothing in the data folder or the audio folder
 """
 
 import csv
-import hashlib
 import os
 import shutil
-import stat
 import subprocess
 import sys
 
 import pytest
+from recipe_runs import checksums
 
 pytestmark = pytest.mark.slow
 
@@ -33,19 +32,6 @@ def sbx(*args):
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         timeout=900,
     )
-
-
-def checksums(*folders):
-    """``{path: sha256}`` of every file under the folders, and each entry's permission bits."""
-    found = {}
-    for folder in folders:
-        for dirpath, _, files in os.walk(folder):
-            found[dirpath] = stat.S_IMODE(os.stat(dirpath).st_mode)
-            for name in files:
-                path = os.path.join(dirpath, name)
-                with open(path, "rb") as f:
-                    found[path] = (hashlib.sha256(f.read()).hexdigest(), stat.S_IMODE(os.stat(path).st_mode))
-    return found
 
 
 def make_read_only(folder):
