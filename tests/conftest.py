@@ -50,18 +50,29 @@ def real_data_root():
     return None
 
 
-@pytest.fixture(scope="session")
-def fsdd_recordings():
-    """The ``recordings/`` folder of the Free Spoken Digit Dataset (CC BY-SA 4.0) in the real data folder.
+def _real_data(relative):
+    """The real data folder ``relative`` to :func:`real_data_root`.
 
     Missing on a user's machine, the tests that need it are skipped; under CI (``CI=true``) they fail, so that
     they cannot be skipped unseen there.
     """
     root = real_data_root()
-    folder = os.path.join(root, "fsdd", "recordings") if root else None
+    folder = os.path.join(root, relative) if root else None
     if folder and os.path.isdir(folder):
         return folder
-    reason = "no FSDD recordings: set SBX_REAL_DATA to a folder holding fsdd/recordings"
+    reason = f"no real recordings: set SBX_REAL_DATA to a folder holding {relative}"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def fsdd_recordings():
+    """The ``recordings/`` folder of the Free Spoken Digit Dataset (CC BY-SA 4.0)."""
+    return _real_data(os.path.join("fsdd", "recordings"))
+
+
+@pytest.fixture(scope="session")
+def ravdess_folder():
+    """The speech part of RAVDESS (``Actor_01/`` ... ``Actor_24/``, 16 kHz; CC BY-NC-SA 4.0)."""
+    return _real_data("ravdess")

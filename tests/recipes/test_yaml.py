@@ -215,7 +215,7 @@ def _node(value):
 METHOD_YAMLS = [
     path
     for path in YAMLS
-    if path.parts[1] in ("SynthSpeech", "FSDD")
+    if path.parts[1] in ("SynthSpeech", "FSDD", "RAVDESS")
     and path.parts[2] != "pretrain"
     and path.stem.removeprefix("hf_") not in ("finetune",)
 ]
