@@ -274,7 +274,12 @@ def _run_on_files(args, command):
 
     with tempfile.TemporaryDirectory() as savedir:
         try:
-            model = load_export(args.model, savedir=savedir, run_opts={"device": args.device})
+            model = load_export(
+                args.model,
+                savedir=savedir,
+                trust_remote_code=args.trust_remote_code,
+                run_opts={"device": args.device},
+            )
         except ExportError as err:
             raise SystemExit(f"sbx {command}: {err}") from None
         if command == "classify":
@@ -357,6 +362,12 @@ def _add_inference_parser(commands, name, help_text, func):
     parser.add_argument("files", nargs="+", help="audio files (any sample rate and channel count)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="load a model whose hyperparams.yaml calls code outside torch, speechbrain and speechbrain_xfer "
+        "(it runs that code)",
+    )
     parser.set_defaults(func=func)
 
 
