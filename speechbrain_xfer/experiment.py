@@ -68,7 +68,7 @@ def run_experiment(brain_class, dataio_prepare, argv):
         given, overrides = overrides, class_count_overrides(hparams_file, overrides, values)
         hparams = RecipeHparams({**load_recipe_hparams(hparams_file, overrides), **data_check}, hparams_file)
         data_check = data_check_options(hparams, hparams_file)
-    except RecipeConfigError as err:
+    except (RecipeConfigError, ManifestError) as err:
         raise SystemExit(f"error: {err}") from None
     sb.create_experiment_directory(hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides)
     if overrides != given:

@@ -8,7 +8,6 @@ recipe reads and the YAML lacks; :func:`load_pretrained` loads ``pretrained_modu
 """
 
 import contextlib
-import csv
 import io
 import logging
 import os
@@ -19,6 +18,7 @@ import yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 from ruamel.yaml import YAML
 
+from speechbrain_xfer.data.dataio import manifest_labels
 from speechbrain_xfer.pretrained.loading import load_speechbrain_modules
 
 logger = logging.getLogger(__name__)
@@ -264,14 +264,7 @@ def _labels(train_csv, column, hparams_file):
             f"{hparams_file}: n_classes: auto counts the labels of the training manifest, and train_csv "
             f"{train_csv} does not exist; prepare the data first or give --n_classes"
         )
-    with open(train_csv, newline="") as f:
-        reader = csv.DictReader(f)
-        if column not in (reader.fieldnames or []):
-            raise RecipeConfigError(
-                f"{train_csv} has no column {column!r} (columns: {reader.fieldnames}); check the recipe's "
-                f"`targets` or the manifest"
-            )
-        return {row[column].strip() for row in reader if (row[column] or "").strip()}
+    return set(manifest_labels(train_csv, column).values()) - {""}
 
 
 def load_pretrained(hparams):

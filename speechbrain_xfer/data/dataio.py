@@ -69,7 +69,8 @@ def read_mono_16k(path):
     return _TO_16K_MONO(audio, rate)
 
 
-def _labels_in(path, column):
+def manifest_labels(path, column):
+    """``{ID: label}`` of a manifest's ``column``; a :class:`ManifestError` names a missing column."""
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if column not in (reader.fieldnames or []):
@@ -105,9 +106,9 @@ def classification_datasets(data_folder, csv_files, targets, save_folder):
     label_encoders = {}
     os.makedirs(save_folder, exist_ok=True)
     for target in targets:
-        known = set(_labels_in(csv_files["train"], target).values())
+        known = set(manifest_labels(csv_files["train"], target).values())
         for path in csv_files.values():
-            unknown = {(i, label) for i, label in _labels_in(path, target).items() if label not in known}
+            unknown = {(i, label) for i, label in manifest_labels(path, target).items() if label not in known}
             if unknown:
                 shown = ", ".join(f"{i}={label!r}" for i, label in sorted(unknown)[:5])
                 raise ManifestError(

@@ -21,15 +21,14 @@ Zenodo DOI 10.5281/zenodo.1342401, CC BY-SA 4.0.
 """
 
 import argparse
-import csv
 import logging
 import os
 import re
 
 import soundfile as sf
 
-from speechbrain_xfer.data.prepare import already_prepared, mark_prepared
-from speechbrain_xfer.data.subsets import DEFAULT_SHOTS, write_kshot_manifests
+from speechbrain_xfer.data.prepare import already_prepared, mark_prepared, write_split_manifests
+from speechbrain_xfer.data.subsets import DEFAULT_SHOTS
 
 logger = logging.getLogger(__name__)
 
@@ -103,15 +102,7 @@ def prepare_fsdd(
                 "word": DIGITS[digit],
             }
         )
-    os.makedirs(save_folder, exist_ok=True)
-    for split, split_rows in rows.items():
-        if not split_rows:
-            raise FileNotFoundError(f"{data_folder}: no clip for the {split} split")
-        with open(os.path.join(save_folder, f"{split}.csv"), "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
-            writer.writeheader()
-            writer.writerows(split_rows)
-    write_kshot_manifests(os.path.join(save_folder, "train.csv"), save_folder, "word", seed, sorted(shots))
+    write_split_manifests(save_folder, rows, FIELDS, data_folder, label="word", shots=shots, seed=seed)
     mark_prepared(save_folder, options, OPTIONS_FILE)
     counts = ", ".join(f"{split} {len(split_rows)}" for split, split_rows in rows.items())
     logger.info("FSDD manifests written to %s (%s clips)", save_folder, counts)

@@ -21,15 +21,14 @@ PLoS ONE 13(5): e0196391; Zenodo record 1188976; CC BY-NC-SA 4.0 (non-commercial
 """
 
 import argparse
-import csv
 import logging
 import os
 import re
 
 import soundfile as sf
 
-from speechbrain_xfer.data.prepare import already_prepared, mark_prepared
-from speechbrain_xfer.data.subsets import DEFAULT_SHOTS, write_kshot_manifests
+from speechbrain_xfer.data.prepare import already_prepared, mark_prepared, write_split_manifests
+from speechbrain_xfer.data.subsets import DEFAULT_SHOTS
 
 logger = logging.getLogger(__name__)
 
@@ -120,16 +119,7 @@ def prepare_ravdess(
                 "emotion": emotion,
             }
         )
-    empty = [split for split, split_rows in rows.items() if not split_rows]
-    if empty:
-        raise FileNotFoundError(f"{data_folder}: no clip for the {', '.join(empty)} split (check the actors)")
-    os.makedirs(save_folder, exist_ok=True)
-    for split, split_rows in rows.items():
-        with open(os.path.join(save_folder, f"{split}.csv"), "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
-            writer.writeheader()
-            writer.writerows(split_rows)
-    write_kshot_manifests(os.path.join(save_folder, "train.csv"), save_folder, "emotion", seed, sorted(shots))
+    write_split_manifests(save_folder, rows, FIELDS, data_folder, label="emotion", shots=shots, seed=seed)
     mark_prepared(save_folder, options, OPTIONS_FILE)
     counts = ", ".join(f"{split} {len(split_rows)}" for split, split_rows in rows.items())
     logger.info("RAVDESS manifests (%d emotions) written to %s (%s clips)", len(kept), save_folder, counts)
