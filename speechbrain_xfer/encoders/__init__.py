@@ -2,6 +2,7 @@
 
 from speechbrain_xfer.encoders.adapters import AdaptedEncoder, add_adapters, parameter_counts, parameter_summary
 from speechbrain_xfer.encoders.conv import ConvEncoder
+from speechbrain_xfer.encoders.ge2e import GE2EEncoder, GE2EFeatures
 from speechbrain_xfer.encoders.hf import SUPPORTED_MODEL_TYPES, HFEncoder
 from speechbrain_xfer.pretrained.errors import PretrainedSourceError
 from speechbrain_xfer.pretrained.loading import load_speechbrain_modules
@@ -10,6 +11,8 @@ __all__ = [
     "SUPPORTED_MODEL_TYPES",
     "AdaptedEncoder",
     "ConvEncoder",
+    "GE2EEncoder",
+    "GE2EFeatures",
     "HFEncoder",
     "PretrainedSourceError",
     "add_adapters",

@@ -1,6 +1,7 @@
 """Recipe runs as subprocesses, and the pretrained encoder that the task recipes start from (built once)."""
 
 import csv
+import os
 import subprocess
 import sys
 
@@ -169,3 +170,19 @@ def trained(tiny_corpus, pretrained_encoder, tmp_path_factory, run_recipe):
         return folders[task, method]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def ge2e_source(tmp_path_factory):
+    """The GE2E speaker encoder's weights (the resemblyzer package's) as a pretrained_source folder."""
+    from speechbrain_xfer.encoders.ge2e import resemblyzer_weights, write_pretrained_folder
+
+    try:
+        weights = resemblyzer_weights()
+    except FileNotFoundError as err:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(str(err))
+        pytest.skip(str(err))
+    folder = tmp_path_factory.mktemp("ge2e")
+    write_pretrained_folder(folder, weights)
+    return folder

@@ -114,3 +114,27 @@ def test_sbx_curve_runs_the_recipe_on_a_prepared_folder(mini_fsdd, pretrained_en
     saved = resolved_values(out / "runs" / "fsdd" / "frozen" / "k3" / "seed1" / "hyperparams.yaml")
     assert (saved["train_csv"], saved["test_csv"]) == (str(prepared / "train_k3.csv"), str(prepared / "test.csv"))
     assert not (out / "subsets").exists()
+
+
+@pytest.mark.parametrize("method", ["ge2e_l2sp", "ge2e_frozen"])
+def test_the_ge2e_encoder_fine_tunes_on_fsdd_and_exports_for_encoder_classifier(
+    mini_fsdd, ge2e_source, method, tmp_path
+):
+    from speechbrain.inference.classifiers import EncoderClassifier
+
+    from speechbrain_xfer.cli import main
+
+    out = tmp_path / "run"
+    command = [sys.executable, "train.py", f"hparams/{method}.yaml", "--data_folder", mini_fsdd, "--n_classes", 3]
+    command += ["--pretrained_source", ge2e_source, "--output_folder", out, *TINY_TRAINING]
+    result = subprocess.run(
+        list(map(str, command)), cwd=RECIPE, env=RECIPE_ENV, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "loaded encoder" in (out / "log.txt").read_text()  # the GE2E weights, not random ones
+    export = tmp_path / "export"
+    assert main(["export", str(out), str(export)]) == 0
+    classifier = EncoderClassifier.from_hparams(source=str(export), savedir=tmp_path / "savedir")
+    clip = read(out / "manifests" / "test.csv")[0]["wav"]  # 8 kHz: the classifier resamples it
+    _, score, _, label = classifier.classify_file(clip)
+    assert label[0] in {"zero", "one", "two"} and float(score[0]) <= 0.0  # a log-probability

@@ -107,3 +107,22 @@ def test_sbx_curve_runs_the_recipe_on_a_prepared_folder(mini_ravdess, pretrained
     assert sorted((r["task"], r["method"], r["shots"]) for r in rows) == [
         ("ravdess4", m, k) for m in ("finetune", "scratch") for k in ("1", "3")
     ]
+
+
+def test_the_ge2e_encoder_fine_tunes_on_ravdess_and_exports_for_encoder_classifier(mini_ravdess, ge2e_source, tmp_path):
+    from speechbrain.inference.classifiers import EncoderClassifier
+
+    from speechbrain_xfer.cli import main
+
+    out = tmp_path / "run"
+    command = [sys.executable, "train.py", "hparams/ge2e_finetune.yaml", "--data_folder", mini_ravdess]
+    command += ["--emotions", 4, "--pretrained_source", ge2e_source, "--output_folder", out, *TINY_TRAINING]
+    result = subprocess.run(
+        list(map(str, command)), cwd=RECIPE, env=RECIPE_ENV, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    export = tmp_path / "export"
+    assert main(["export", str(out), str(export)]) == 0
+    classifier = EncoderClassifier.from_hparams(source=str(export), savedir=tmp_path / "savedir")
+    _, score, _, label = classifier.classify_file(read(out / "manifests" / "test.csv")[0]["wav"])
+    assert label[0] in set(FOUR.values()) and float(score[0]) <= 0.0  # a log-probability

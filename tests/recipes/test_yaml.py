@@ -212,17 +212,22 @@ def _node(value):
     return tag, str(value)
 
 
+def _encoder_prefix(path):
+    """``hf_`` (a hub-format encoder) or ``ge2e_`` (the GE2E speaker encoder): its own finetune.yaml."""
+    return next((p for p in ("hf_", "ge2e_") if path.stem.startswith(p)), "")
+
+
 METHOD_YAMLS = [
     path
     for path in YAMLS
     if path.parts[1] in ("SynthSpeech", "FSDD", "RAVDESS")
     and path.parts[2] != "pretrain"
-    and path.stem.removeprefix("hf_") not in ("finetune",)
+    and path.stem.removeprefix(_encoder_prefix(path)) not in ("finetune",)
 ]
 
 
 def test_every_method_yaml_is_checked_against_its_finetune_yaml():
-    methods = {path.stem.removeprefix("hf_") for path in METHOD_YAMLS}
+    methods = {path.stem.removeprefix(_encoder_prefix(path)) for path in METHOD_YAMLS}
     assert methods == set(METHOD_KEYS), f"methods without a rule here: {methods - set(METHOD_KEYS)}"
 
 
@@ -230,8 +235,8 @@ def test_every_method_yaml_is_checked_against_its_finetune_yaml():
 def test_a_method_yaml_differs_from_finetune_only_in_the_keys_of_its_method(path):
     from ruamel.yaml import YAML
 
-    reference = path.with_name(("hf_" if path.stem.startswith("hf_") else "") + "finetune.yaml")
+    reference = path.with_name(_encoder_prefix(path) + "finetune.yaml")
     method, other = YAML().load((REPO / path).read_text()), YAML().load((REPO / reference).read_text())
     differing = {key for key in set(method) | set(other) if _node(method.get(key)) != _node(other.get(key))}
-    owned = ANY_METHOD | METHOD_KEYS[path.stem.removeprefix("hf_")]
+    owned = ANY_METHOD | METHOD_KEYS[path.stem.removeprefix(_encoder_prefix(path))]
     assert differing <= owned, f"{path} differs from {reference.name} in {sorted(differing - owned)}"
