@@ -138,7 +138,7 @@ def estimate(by_seed, target):
     result.update(needed=needed, low=min(per_seed), high=max(per_seed))
     spread = "" if len(per_seed) < 2 else f"; seeds {_count(result['low'], limit)}-{_count(result['high'], limit)}"
     # A plateau at the bound means the points show no levelling off yet: the estimate leans on the bound.
-    caveat = "; no plateau in sight yet (a at the 100 % bound): likely too few" if params[0] >= 99.9 else ""
+    caveat = "; no plateau in sight yet (a at the 100 % bound): a rough extrapolation" if params[0] >= 99.9 else ""
     return {**result, "says": f"about {needed:.0f}{spread}{caveat}"}
 
 
