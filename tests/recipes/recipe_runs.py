@@ -4,6 +4,8 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -51,3 +53,14 @@ def checksums(*folders):
                 with open(path, "rb") as f:
                     found[path] = (hashlib.sha256(f.read()).hexdigest(), stat.S_IMODE(os.stat(path).st_mode))
     return found
+
+
+def run_sbx(*args, timeout=900):
+    """``sbx <args>`` in a subprocess with one thread; returns the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "-m", "speechbrain_xfer.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=RECIPE_ENV,
+        timeout=timeout,
+    )

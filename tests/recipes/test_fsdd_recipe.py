@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from recipe_runs import RECIPE_ENV, TINY_TRAINING, checksums, read_summary
+from recipe_runs import RECIPE_ENV, TINY_TRAINING, checksums, read_summary, run_sbx
 
 from speechbrain_xfer.recipe_config import resolved_values
 
@@ -98,13 +98,7 @@ def test_sbx_curve_runs_the_recipe_on_a_prepared_folder(mini_fsdd, pretrained_en
     args = ["curve", "--recipe", RECIPE, "--data", prepared, "--methods", "scratch,frozen", "--shots", "1,3"]
     args += ["--jobs", 1, "--pretrained", pretrained_encoder, "--out", out, "--name", "fsdd"]
     args += ["--recipe-args", "--n_classes=3 --number_of_epochs=2 --steps_per_epoch=2 --batch_size=4 --noprogressbar"]
-    result = subprocess.run(
-        [sys.executable, "-m", "speechbrain_xfer.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=RECIPE_ENV,
-        timeout=600,
-    )
+    result = run_sbx(*args)
     assert result.returncode == 0, result.stderr[-4000:]
     rows = read(out / "curves.csv")
     assert sorted((r["task"], r["method"], r["shots"]) for r in rows) == [

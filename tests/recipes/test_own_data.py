@@ -8,11 +8,10 @@ lists into its output folder, and nothing in the data folder or the audio folder
 import csv
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 from recipe_runs import checksums
+from recipe_runs import run_sbx as sbx
 
 pytestmark = pytest.mark.slow
 
@@ -22,16 +21,6 @@ RECIPE_ARGS = "--number_of_epochs=2 --steps_per_epoch=2 --batch_size=4 --noprogr
 DIGITS = {"0": "zero", "1": "one", "2": "two"}
 # Speaker-disjoint: train george, valid nicolas, test theo; clips per digit.
 SPLITS = {"train": ("george", 4), "valid": ("nicolas", 2), "test": ("theo", 3)}
-
-
-def sbx(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "speechbrain_xfer.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=900,
-    )
 
 
 def make_read_only(folder):
