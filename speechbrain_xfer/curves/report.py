@@ -195,21 +195,13 @@ def plot_curves(rows, path, methods_order=None):
     plt.close(fig)
 
 
-def write_report(summaries, out_folder, methods_order=None, target=None):
-    """Writes curves.csv, curves.md and curves.png into ``out_folder``; returns the rows.
-
-    With ``target`` (an accuracy in %), curves.md ends with the clips per class each method needs to reach it
-    (:mod:`speechbrain_xfer.curves.budget`).
-    """
+def write_report(summaries, out_folder, methods_order=None):
+    """Writes curves.csv, curves.md and curves.png into ``out_folder``; returns the rows."""
     rows = curve_rows(summaries)
     os.makedirs(out_folder, exist_ok=True)
     write_csv(rows, os.path.join(out_folder, "curves.csv"))
     with open(os.path.join(out_folder, "curves.md"), "w") as f:
         f.write(markdown_tables(rows, methods_order))
-        if target is not None and rows:
-            from speechbrain_xfer.curves.budget import budget_rows, markdown
-
-            f.write("\n" + markdown(budget_rows(rows, target), target))
     if rows:
         plot_curves(rows, os.path.join(out_folder, "curves.png"), methods_order)
     return rows
