@@ -38,12 +38,14 @@ class TaskSpec:
     # "k": shots are examples per class (train_k{N}.csv, written with the corpus); "n": training sentences
     # (train_n{N}.csv, written by prepare_subsets), for ASR, which has no classes.
     subset: str = "k"
+    # The label column of the class (intent: the whole intent, what its accuracy counts); None for ASR.
+    label: str = None
 
 
 TASKS = {
-    "kws": TaskSpec("KWS", "words/target"),
-    "intent": TaskSpec("intent", "intent"),
-    "emotion": TaskSpec("emotion", "emotion"),
+    "kws": TaskSpec("KWS", "words/target", label="word"),
+    "intent": TaskSpec("intent", "intent", label="intent"),
+    "emotion": TaskSpec("emotion", "emotion", label="emotion"),
     "asr": TaskSpec("ASR", "asr/target", subset="n"),
 }
 
@@ -113,11 +115,8 @@ def synthspeech_target(task, recipes_root, corpus_root, shots=(), out=""):
     spec = TASKS[task]
     data = os.path.join(corpus_root, spec.corpus)
     subsets = _subsets_folder(data, spec.subset, shots, out, task) if shots else data
-    labels = () if spec.subset == "n" else SYNTHSPEECH_LABELS[task]
+    labels = (spec.label,) if spec.label else ()
     return Target(task, os.path.join(recipes_root, spec.recipe), data, subsets, spec.subset, labels)
-
-
-SYNTHSPEECH_LABELS = {"kws": ("word",), "intent": ("intent",), "emotion": ("emotion",)}
 
 
 def data_target(recipe, data, methods, shots, out, name=None):

@@ -22,8 +22,6 @@ from speechbrain_xfer.transferability import ESTIMATORS
 
 logger = logging.getLogger(__name__)
 
-TARGETS = {"kws": "word", "intent": "intent", "emotion": "emotion"}
-"""The label column each task's ranking scores (intent: the whole intent, what its accuracy counts)."""
 METHODS = ("finetune", "frozen")
 COLUMNS = (
     "task",
@@ -115,7 +113,9 @@ def ranking(candidates, task, corpus, shots, out, progress=True):
         layers = "all" if any(c.path == folder and c.encoder == "hf" for c in candidates) else "last"
         cache = os.path.join(out, "rank", "cache", task, str(index))
         shutil.rmtree(cache, ignore_errors=True)  # timed from nothing, also after an interruption
-        rows = rank_candidates(manifest, TARGETS[task], [folder], layers=layers, cache_root=cache, progress=progress)
+        rows = rank_candidates(
+            manifest, TASKS[task].label, [folder], layers=layers, cache_root=cache, progress=progress
+        )
         by_layer = {row["layer"]: row for row in rows}
         for c in (c for c in candidates if c.path == folder):
             row = by_layer[c.layer]
