@@ -160,6 +160,7 @@ def _report_failures(failed):
 
 def cmd_curve(args):
     """Runs a grid of recipe runs and writes curves.csv, curves.md and curves.png."""
+    from speechbrain_xfer.curves.budget import section
     from speechbrain_xfer.curves.forgetting import report_forgetting
     from speechbrain_xfer.curves.report import read_summaries, write_report
 
@@ -167,9 +168,12 @@ def cmd_curve(args):
     start = time.perf_counter()
     failed = _run(args, runs, args.out)
     summaries = read_summaries(runs)
-    rows = write_report(summaries, args.out, methods_order=methods, target=args.target)
-    if rows:
-        print(_budget_text(rows, args.target))
+    rows = write_report(summaries, args.out, methods_order=methods)
+    if rows:  # curves.md ends with the clips per class each method needs for --target
+        budget = section(rows, args.target)
+        with open(os.path.join(args.out, "curves.md"), "a") as f:
+            f.write("\n" + budget)
+        print(budget)
     if args.encoder == "conv" and not args.recipe:  # forgetting decodes the ConvEncoder source's own test set
         report_forgetting(runs, summaries, _pretrained(args), args.data, args.out)
     logger.info(
@@ -181,15 +185,9 @@ def cmd_curve(args):
     return _report_failures(failed)
 
 
-def _budget_text(rows, target):
-    from speechbrain_xfer.curves.budget import budget_rows, markdown
-
-    return markdown(budget_rows(rows, target), target)
-
-
 def cmd_budget(args):
     """Prints the clips per class each method of finished grids needs for a target accuracy."""
-    from speechbrain_xfer.curves.budget import holdout_markdown, holdout_rows
+    from speechbrain_xfer.curves.budget import holdout_markdown, holdout_rows, section
 
     rows = []
     for path in args.curves:
@@ -197,7 +195,7 @@ def cmd_budget(args):
             raise SystemExit(f"sbx budget: no such file: {path} (the curves.csv of an sbx curve grid)")
         with open(path, newline="") as f:
             rows += list(csv.DictReader(f))
-    print(_budget_text(rows, args.target))
+    print(section(rows, args.target))
     if args.holdout:
         print("### The fit checked: the largest shot count predicted from the smaller ones\n")
         print(holdout_markdown(holdout_rows(rows)))

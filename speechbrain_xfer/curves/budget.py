@@ -176,6 +176,11 @@ def markdown(budget, target):
     return "\n".join(lines) + "\n"
 
 
+def section(rows, target):
+    """The label-budget section of curves.md for the curves' ``rows`` (:func:`budget_rows` as :func:`markdown`)."""
+    return markdown(budget_rows(rows, target), target)
+
+
 def holdout_rows(rows):
     """Checks the fit on the grid itself: for each (task, method) with four or more shot counts, the curve fitted
     to every shot count but the largest predicts the largest; returns one row per method with the error."""
