@@ -72,6 +72,7 @@ def _grid_runs(args, command, out):
         parse_shots,
         prepare_subsets,
         recipe_methods,
+        run_source,
     )
 
     try:
@@ -83,20 +84,23 @@ def _grid_runs(args, command, out):
         check_inputs(runs)
     except (GridInputError, ValueError) as err:
         raise SystemExit(f"sbx {command}: {err}") from None
-    # hf_scratch takes its architecture from the pretrained source too.
-    if any(m != "scratch" for m in methods):
-        # A ConvEncoder source is an sbx export (encoder.ckpt); a hub-format one has config.json.
-        wanted = "config.json" if args.encoder == "hf" else "encoder.ckpt"
-        for target in targets:
-            folder = _task_sources(args).get(target.name, _pretrained(args))
-            option = "--pretrained-kws" if folder == args.pretrained_kws else "--pretrained"
-            if args.encoder == "hf" and not os.path.exists(folder) and folder.count("/") == 1:
-                continue  # a hub id: HFEncoder finds it (or says where it looked) as the first run starts
-            if not os.path.isfile(os.path.join(folder, wanted)):
-                raise SystemExit(
-                    f"sbx {command}: no pretrained encoder at {folder} ({wanted}); run the "
-                    f"pretraining recipes first (sbx demo does), or pass {option}"
-                )
+    # A ConvEncoder or GE2E source is a folder with encoder.ckpt; a hub-format one has config.json.
+    checked = set()
+    for run in runs:
+        folder = run_source(run, _pretrained(args), _task_sources(args))
+        if folder is None or (folder, run.encoder) in checked:
+            continue
+        checked.add((folder, run.encoder))
+        wanted = "config.json" if run.encoder == "hf" else "encoder.ckpt"
+        option = "--pretrained-kws" if folder == args.pretrained_kws else "--pretrained"
+        if run.encoder == "hf" and not os.path.exists(folder) and folder.count("/") == 1:
+            continue  # a hub id: HFEncoder finds it (or says where it looked) as the first run starts
+        if not os.path.isfile(os.path.join(folder, wanted)):
+            raise SystemExit(
+                f"sbx {command}: no pretrained encoder at {folder} ({wanted}) for {run.method}; run the "
+                f"pretraining recipes first (sbx demo does), or pass {option}"
+                + ("" if run.encoder == "conv" else f" {run.encoder}=<folder>")
+            )
     return methods, runs
 
 
@@ -125,10 +129,22 @@ def _seeds(count):
 
 
 def _pretrained(args):
-    """The pretrained source of the transfer runs: ``--pretrained``, else the demo's for the encoder."""
-    if args.pretrained:
-        return args.pretrained
-    return "results/demo/pretrain/hf/encoder" if args.encoder == "hf" else "results/demo/pretrain/encoder"
+    """The pretrained sources of the transfer runs, ``{encoder: folder}`` (``""``: the others): ``--pretrained``,
+    else the demo's for the encoder."""
+    from speechbrain_xfer.curves.grid import ENCODERS
+
+    default = "results/demo/pretrain/hf/encoder" if args.encoder == "hf" else "results/demo/pretrain/encoder"
+    sources = {"": default}
+    for item in args.pretrained or ():
+        encoder, named, folder = item.partition("=")
+        if not named or os.sep in encoder:  # a plain folder (whose name may hold a '=')
+            encoder, folder = "", item
+        elif encoder not in ENCODERS:
+            raise SystemExit(
+                f"sbx {args.command}: --pretrained {item}: {encoder!r} is not one of {', '.join(ENCODERS)}"
+            )
+        sources[encoder] = folder
+    return sources
 
 
 def _task_sources(args):
@@ -175,7 +191,7 @@ def cmd_curve(args):
             f.write("\n" + budget)
         print(budget)
     if args.encoder == "conv" and not args.recipe:  # forgetting decodes the ConvEncoder source's own test set
-        report_forgetting(runs, summaries, _pretrained(args), args.data, args.out)
+        report_forgetting(runs, summaries, _pretrained(args)[""], args.data, args.out)
     logger.info(
         "%d runs reported in %s (curves.csv, curves.md, curves.png) after %.0f s",
         len(rows),
@@ -418,9 +434,11 @@ def _add_grid_options(parser, out, shots):
     )
     parser.add_argument(
         "--pretrained",
-        default=None,
+        action="append",
+        metavar="[ENCODER=]FOLDER",
         help="pretrained encoder folder or, with --encoder hf, hub id (default: the demo's CTC pretraining, "
-        "results/demo/pretrain/encoder, or results/demo/pretrain/hf/encoder with --encoder hf)",
+        "results/demo/pretrain/encoder, or results/demo/pretrain/hf/encoder with --encoder hf); repeat it "
+        "with hf=... or ge2e=... for the hf_* or ge2e_* methods of a grid that mixes encoders",
     )
     parser.add_argument(
         "--pretrained-kws",

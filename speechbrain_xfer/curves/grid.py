@@ -50,10 +50,22 @@ TASKS = {
 }
 
 
-ENCODERS = ("conv", "hf")
+ENCODERS = ("conv", "hf", "ge2e")
 """``conv``: the recipes' ConvEncoder (``hparams/<method>.yaml``); ``hf``: a hub-format transformer encoder
-through HFEncoder (``hparams/hf_<method>.yaml``)."""
-HF_PREFIX = "hf_"
+through HFEncoder (``hparams/hf_<method>.yaml``); ``ge2e``: the GE2E speaker encoder (``hparams/ge2e_<method>.yaml``,
+in the recipes for real speech)."""
+
+
+def method_encoder(method):
+    """The encoder a recipe YAML name trains: ``"hf"`` for ``hf_finetune``, ``"conv"`` for ``finetune``.
+
+    Example
+    -------
+    >>> [method_encoder(m) for m in ("finetune", "hf_lora", "ge2e_frozen")]
+    ['conv', 'hf', 'ge2e']
+    """
+    prefix = method.split("_", 1)[0]
+    return prefix if prefix in ENCODERS and "_" in method else "conv"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +173,7 @@ def recipe_methods(methods, encoder):
     """The recipe YAML names of ``methods`` for ``encoder``: ``["finetune"], "hf"`` -> ``["hf_finetune"]``."""
     if encoder not in ENCODERS:
         raise ValueError(f"encoder {encoder!r}: use one of {', '.join(ENCODERS)}")
-    prefix = HF_PREFIX if encoder == "hf" else ""
+    prefix = "" if encoder == "conv" else f"{encoder}_"
     return [m if m.startswith(prefix) else prefix + m for m in methods]
 
 
@@ -182,13 +194,13 @@ class Run:
 
     @property
     def encoder(self):
-        """``"hf"`` for the hub-format encoder's recipes (``hparams/hf_<method>.yaml``), else ``"conv"``."""
-        return "hf" if self.method.startswith(HF_PREFIX) else "conv"
+        """The encoder its recipe YAML trains (:func:`method_encoder`): ``"hf"`` for ``hf_finetune``."""
+        return method_encoder(self.method)
 
     @property
     def base_method(self):
-        """The method without its encoder prefix: ``finetune`` for ``hf_finetune``."""
-        return self.method.removeprefix(HF_PREFIX)
+        """The method without its encoder prefix: ``finetune`` for ``hf_finetune`` and ``ge2e_finetune``."""
+        return self.method if self.encoder == "conv" else self.method.removeprefix(f"{self.encoder}_")
 
     @property
     def folder(self):
@@ -235,8 +247,31 @@ def cache_folder(out):
     return os.path.join(out, "cache")
 
 
+def run_source(run, pretrained_source, task_sources=None):
+    """The ``--pretrained_source`` of a run, or None for ``scratch`` (which starts from random weights).
+
+    ``pretrained_source`` is a folder (or hub id), or ``{encoder: folder}`` with the key ``""`` for the
+    encoders not named; ``task_sources`` ({task: folder}) overrides the default for the ConvEncoder's runs of
+    a task (the later SynthSpeech source stages are ConvEncoders).
+
+    Example
+    -------
+    >>> sources = {"": "words/encoder", "ge2e": "ge2e"}
+    >>> [run_source(Run("fsdd", m, 1, 1, "out"), sources) for m in ("scratch", "finetune", "ge2e_frozen")]
+    [None, 'words/encoder', 'ge2e']
+    """
+    if run.method == "scratch":  # hf_scratch takes its architecture from the pretrained source
+        return None
+    if isinstance(pretrained_source, dict):
+        if run.encoder in pretrained_source:
+            return pretrained_source[run.encoder]
+        pretrained_source = pretrained_source.get("")
+    sources = task_sources if run.encoder == "conv" else None
+    return (sources or {}).get(run.task, pretrained_source)
+
+
 def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrides=(), task_sources=None, cache=None):
-    """The command line of one run; ``task_sources`` ({task: folder}) overrides ``pretrained_source`` per task.
+    """The command line of one run; its pretrained source is :func:`run_source`'s.
 
     ``cache`` holds the runs' cache folders, one per target (``--cache_folder <cache>/<task>``); None leaves
     the recipe's default, under the run's output folder.
@@ -262,9 +297,9 @@ def run_command(run, recipes_root, corpus_root, pretrained_source, extra_overrid
         run.folder,
         *(["--cache_folder", os.path.join(cache, run.task)] if cache else []),
     ]
-    if run.method != "scratch":  # hf_scratch takes its architecture from the pretrained source
-        sources = task_sources if run.encoder == "conv" else None  # the later source stages are ConvEncoders
-        command += ["--pretrained_source", (sources or {}).get(run.task, pretrained_source)]
+    source = run_source(run, pretrained_source, task_sources)
+    if source is not None:
+        command += ["--pretrained_source", source]
     return command + list(extra_overrides)
 
 

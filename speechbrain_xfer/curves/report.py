@@ -22,6 +22,7 @@ CSV_COLUMNS = (
     "steps",
     "steps_to_scratch",
     "encoder",
+    "source",
 )
 
 
@@ -65,6 +66,23 @@ def best_valid(summary):
     return max(scores) if summary["higher_is_better"] else min(scores)
 
 
+def run_source(run):
+    """The ``pretrained_source`` a run started from, as its ``hyperparams.yaml`` records it; "" for scratch.
+
+    Read from the run's own record, so that a report names the source of runs made by an earlier command too.
+    """
+    if run.base_method == "scratch":  # hf_scratch reads only its architecture there
+        return ""
+    try:
+        with open(os.path.join(run.folder, "hyperparams.yaml")) as f:
+            for line in f:
+                if line.startswith("pretrained_source:"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def curve_rows(summaries):
     """One CSV row per run, with the steps it took to reach its scratch run's best validation score."""
     scratch = {
@@ -72,7 +90,10 @@ def curve_rows(summaries):
     }
     rows = []
     for run, summary in sorted(summaries.items(), key=lambda item: item[0].sort_key):
-        reference = scratch.get((run.encoder, run.task, run.shots, run.seed))
+        # An encoder without a scratch recipe of its own (GE2E) is compared with the recipes' scratch runs.
+        reference = scratch.get((run.encoder, run.task, run.shots, run.seed)) or scratch.get(
+            ("conv", run.task, run.shots, run.seed)
+        )
         target = best_valid(reference) if reference else None
         reached = None
         if target is not None:
@@ -89,6 +110,7 @@ def curve_rows(summaries):
                 "steps": summary["steps"],
                 "steps_to_scratch": "" if reached is None else reached,
                 "encoder": run.encoder,
+                "source": run_source(run),
             }
         )
     return rows

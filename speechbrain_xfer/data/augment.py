@@ -78,3 +78,44 @@ def filter_same(waveforms, kernel):
     size = next_fast_len(time + 2 * half, real=True)
     spectrum = torch.fft.rfft(waveforms, n=size) * torch.fft.rfft(kernel.flip(0), n=size)
     return torch.fft.irfft(spectrum, n=size)[..., half : half + time].contiguous()
+
+
+class BandLimit(torch.nn.Module):
+    """Telephone-like band limits: each waveform goes down to a lower sample rate and back up.
+
+    Real recordings are often made or stored at 8 kHz (FSDD, telephone speech) and hold nothing above 4 kHz,
+    where a source trained only on full-band 16 kHz audio has learnt to look. Resampling down to one of
+    ``rates`` (drawn per waveform) and back to ``sample_rate`` removes the band above half that rate, with the
+    same anti-aliasing filter as the recipes' own resampling of 8 kHz files (``torchaudio``'s sinc resampler).
+
+    Arguments
+    ---------
+    sample_rate : int
+        The rate of the waveforms.
+    rates : list of int
+        The lower rates to go through; one is drawn for each waveform.
+
+    Example
+    -------
+    >>> x = torch.sin(torch.arange(16000) * 2 * torch.pi * 6000 / 16000).unsqueeze(0)
+    >>> y = BandLimit(rates=[8000])(x)
+    >>> y.shape, round(float(x.abs().max()), 2), bool(y[:, 800:-800].abs().max() < 0.01)  # 6 kHz removed
+    (torch.Size([1, 16000]), 1.0, True)
+    """
+
+    def __init__(self, sample_rate=16000, rates=(8000,)):
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.rates = list(rates)
+
+    def forward(self, waveforms):
+        """``[batch, time]`` waveforms, each band-limited to half of a rate drawn from ``rates``."""
+        from torchaudio.functional import resample
+
+        picks = torch.randint(len(self.rates), (waveforms.shape[0],)).tolist()
+        out = torch.empty_like(waveforms)
+        for rate_index in set(picks):
+            rows = [i for i, pick in enumerate(picks) if pick == rate_index]
+            low = resample(waveforms[rows], self.sample_rate, self.rates[rate_index])
+            out[rows] = resample(low, self.rates[rate_index], self.sample_rate)[..., : waveforms.shape[-1]]
+        return out

@@ -1,9 +1,12 @@
 """SpeechBrain data pipelines shared by the recipes."""
 
 import csv
+import hashlib
 import logging
 import os
+import tempfile
 
+import numpy as np
 import speechbrain as sb
 import torch
 from speechbrain.dataio.encoder import CategoricalEncoder
@@ -12,7 +15,7 @@ from speechbrain.dataio.preprocess import AudioNormalizer
 # ManifestError is defined with the checks that raise most of them; it is imported from here too.
 from speechbrain_xfer.data.sampling import item_durations
 from speechbrain_xfer.data.tokenizers import TRANSCRIPT, CharTokenizer, SentencePieceTokenizer
-from speechbrain_xfer.data.validation import SAMPLE_RATE, ManifestError, check_manifests
+from speechbrain_xfer.data.validation import SAMPLE_RATE, ManifestError, active_cache_folder, check_manifests
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +34,13 @@ def _audio_datasets(data_folder, csv_files, save_folder, label_columns=(), class
         split: sb.dataio.dataset.DynamicItemDataset.from_csv(path, replacements={"data_root": data_folder})
         for split, path in csv_files.items()
     }
+    cache_folder = active_cache_folder()
+    read = ResampledAudioCache(os.path.join(cache_folder, RESAMPLED_FOLDER)) if cache_folder else read_mono_16k
 
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
     def audio_pipeline(wav):
-        return read_mono_16k(wav)
+        return read(wav)
 
     sb.dataio.dataset.add_dynamic_item(list(datasets.values()), audio_pipeline)
     # Evaluation batches of neighbours in duration carry less padding (the training sampler groups its own).
@@ -67,6 +72,75 @@ def read_mono_16k(path):
     if rate == SAMPLE_RATE and audio.shape[1] == 1:
         return audio[:, 0]
     return _TO_16K_MONO(audio, rate)
+
+
+RESAMPLED_FOLDER = "audio_16k"
+"""The folder of a run's cache folder where :class:`ResampledAudioCache` keeps the converted audio."""
+
+
+class ResampledAudioCache:
+    """:func:`read_mono_16k` that converts each file once: what is not 16 kHz mono is kept in ``folder``.
+
+    An 8 kHz or 48 kHz corpus is resampled on its first epoch only, and once for all the runs of a grid that
+    share the cache folder. A converted file is found again by its path, size and modification time (a file
+    changed in place is converted again); files already at 16 kHz mono are read as they are, never copied.
+
+    Arguments
+    ---------
+    folder : str
+        Where the converted audio is kept (``.npy``, float32, written atomically: runs and data-loading
+        workers may share it).
+
+    Example
+    -------
+    >>> import numpy as np, soundfile
+    >>> path = getfixture("tmp_path") / "phone.wav"
+    >>> soundfile.write(path, np.sin(np.arange(8000) / 5.0) * 0.5, 8000)
+    >>> read = ResampledAudioCache(str(getfixture("tmp_path") / "cache"))
+    >>> first = read(str(path)); again = read(str(path))
+    >>> first.shape, bool(torch.equal(first, again)), bool(torch.equal(first, read_mono_16k(str(path))))
+    (torch.Size([16000]), True, True)
+    >>> read.converted, read.reused
+    (1, 1)
+    """
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.native = set()  # paths read as they are: 16 kHz mono
+        self.converted = self.reused = 0
+
+    def __call__(self, path):
+        """The audio of ``path``, a 1-D float32 tensor at 16 kHz."""
+        if path in self.native:
+            return read_mono_16k(path)
+        stat = os.stat(path)
+        key = hashlib.sha1(f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+        cached = os.path.join(self.folder, key[:2], f"{key}.npy")
+        try:
+            audio = torch.from_numpy(np.load(cached))
+            self.reused += 1
+            return audio
+        except (FileNotFoundError, ValueError, EOFError):  # not there yet, or cut short by a kill: convert again
+            pass
+        audio, rate = sb.dataio.audio_io.load(path, channels_first=False)
+        if rate == SAMPLE_RATE and audio.shape[1] == 1:
+            self.native.add(path)
+            return audio[:, 0]
+        audio = _TO_16K_MONO(audio, rate)
+        self._keep(cached, audio)
+        self.converted += 1
+        return audio
+
+    @staticmethod
+    def _keep(cached, audio):
+        folder = os.path.dirname(cached)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, suffix=".partial", delete=False) as f:
+                np.save(f, audio.numpy().astype(np.float32, copy=False))
+            os.replace(f.name, cached)
+        except OSError as error:  # a full or read-only disk slows the run down; it does not stop it
+            logger.debug("could not keep the resampled audio in %s (%s)", cached, error)
 
 
 def manifest_labels(path, column):

@@ -9,8 +9,8 @@ on their manifests before reading them: it raises one :class:`ManifestError` lis
 before. :func:`validate_manifests` reads every row of the manifests and every audio file they name, and returns a
 :class:`ManifestReport`: the bad items (a missing, empty, unreadable, zero-length, too short or NaN/inf file;
 an empty ID or one used twice in a manifest; a missing or unknown label) with what is wrong with each, and
-the files that are not 16 kHz mono (they are resampled and down-mixed as they are read, see
-:func:`speechbrain_xfer.data.dataio.read_mono_16k`). :func:`write_manifests_without` writes the manifests
+the files that are not 16 kHz mono (they are resampled and down-mixed once and cached, see
+:class:`speechbrain_xfer.data.dataio.ResampledAudioCache`). :func:`write_manifests_without` writes the manifests
 without the bad items, for a run that skips them.
 
 What each audio file holds is cached (``cache_file``) by its path, size and modification time, so the many runs
@@ -88,6 +88,12 @@ def manifest_checks(skip_bad_items=False, min_duration=0.1, progress=True, cache
         _ACTIVE.reset(token)
 
 
+def active_cache_folder():
+    """The cache folder of the run whose :func:`manifest_checks` block is open, or None."""
+    options = _ACTIVE.get()
+    return options.cache_folder if options is not None else None
+
+
 def check_manifests(csv_files, data_folder, save_folder, label_columns=(), class_columns=()):
     """The manifests to build datasets from, after the check that :func:`manifest_checks` turned on.
 
@@ -143,7 +149,7 @@ def _check_on_main(csv_files, data_folder, save_folder, label_columns, class_col
         options.progress,
     )
     if report.conversion_note():
-        logger.info(report.conversion_note())
+        logger.info(report.conversion_note(cached=bool(options.cache_folder)))
     if report.shared_ids:
         shown = ", ".join(f"{i} ({' and '.join(s)})" for i, s in list(report.shared_ids.items())[:3])
         logger.warning(
@@ -213,15 +219,15 @@ class ManifestReport:
         lines = [f"{len(self.bad)} of {sum(self.items.values())} manifest items cannot be used ({per_split}):"]
         return "\n".join([*lines, *(f"  {item}" for item in self.bad)])
 
-    def conversion_note(self):
-        """One line about the files that are resampled or down-mixed, or None when there are none."""
+    def conversion_note(self, cached=False):
+        """One line about the files that are resampled or down-mixed (``cached``: once), or None when there are none."""
         if not self.converted:
             return None
         path, rate, channels = self.converted[0]
         return (
             f"{len(self.converted)} audio files are not {SAMPLE_RATE // 1000} kHz mono (first: {path}, "
             f"{rate} Hz, {channels} channels); they are resampled to {SAMPLE_RATE} Hz and down-mixed "
-            f"as they are read"
+            + ("once, as they are first read, and kept in the run's cache folder" if cached else "as they are read")
         )
 
 

@@ -54,3 +54,30 @@ def test_curve_with_both_task_and_recipe_is_refused(tmp_path):
 
     with pytest.raises(SystemExit, match="give --task .* or --recipe .*, not both"):
         main(["curve", "--task", "kws", "--recipe", "recipes/SynthSpeech/KWS", "--data", str(tmp_path)])
+
+
+def test_curve_takes_a_pretrained_source_per_encoder_and_names_a_missing_one(tmp_path):
+    import pytest
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "valid", "test"):
+        (data / f"{split}.csv").write_text("ID,duration,wav,word\n" + "".join(f"{w},1.0,x.wav,{w}\n" for w in "ab"))
+    words = tmp_path / "words"
+    words.mkdir()
+    (words / "encoder.ckpt").write_bytes(b"")
+    common = [
+        "curve",
+        "--recipe",
+        "recipes/FSDD/KWS",
+        "--data",
+        str(data),
+        "--shots",
+        "1",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    with pytest.raises(SystemExit, match=r"no pretrained encoder at .*nowhere \(encoder.ckpt\) for ge2e_frozen.*ge2e="):
+        main([*common, "--methods", "finetune,ge2e_frozen", "--pretrained", str(words), "--pretrained", "ge2e=nowhere"])
+    with pytest.raises(SystemExit, match="'gee2e' is not one of conv, hf, ge2e"):
+        main([*common, "--methods", "finetune", "--pretrained", "gee2e=somewhere"])

@@ -14,7 +14,16 @@ from speechbrain_xfer.curves.demo import (
     source_folders,
     task_sources,
 )
-from speechbrain_xfer.curves.grid import TASKS, Run, check_inputs, grid, parse_shots, run_command, run_grid
+from speechbrain_xfer.curves.grid import (
+    TASKS,
+    Run,
+    check_inputs,
+    grid,
+    parse_shots,
+    recipe_methods,
+    run_command,
+    run_grid,
+)
 
 REPO_RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "SynthSpeech"
 
@@ -70,6 +79,26 @@ def test_task_sources_give_some_tasks_another_pretrained_source():
     intent = run_command(Run("intent", "frozen", 1, 1, "out"), "recipes", "corpus", "pre/encoder", task_sources=sources)
     assert kws[kws.index("--pretrained_source") + 1] == "words/encoder"
     assert intent[intent.index("--pretrained_source") + 1] == "pre/encoder"
+
+
+def test_a_grid_mixing_encoders_gives_each_method_its_encoder_source():
+    sources = {"": "words/encoder", "ge2e": "ge2e", "hf": "hf/encoder"}
+
+    def source(method, task="intent", task_sources=None):
+        command = run_command(Run(task, method, 1, 1, "out"), "r", "c", sources, task_sources=task_sources)
+        return command[command.index("--pretrained_source") + 1] if "--pretrained_source" in command else None
+
+    assert [source(m) for m in ("scratch", "l2sp", "ge2e_layer_decay", "hf_scratch", "hf_lora")] == [
+        None,
+        "words/encoder",
+        "ge2e",
+        "hf/encoder",  # hf_scratch: its architecture
+        "hf/encoder",
+    ]
+    assert source("finetune", "kws", {"kws": "kws/encoder"}) == "kws/encoder"  # a task's own ConvEncoder stage
+    assert source("ge2e_finetune", "kws", {"kws": "kws/encoder"}) == "ge2e"
+    assert recipe_methods(["finetune", "ge2e_frozen"], "ge2e") == ["ge2e_finetune", "ge2e_frozen"]
+    assert [Run("t", m, 1, 1, "o").base_method for m in ("ge2e_l2sp", "hf_lora", "lora")] == ["l2sp", "lora", "lora"]
 
 
 def test_demo_keyword_runs_start_from_the_source_words_stage():

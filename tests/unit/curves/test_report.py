@@ -147,3 +147,22 @@ def test_hf_rows_carry_their_encoder_and_compare_with_their_own_scratch():
     assert [r["encoder"] for r in rows if r["method"] == "scratch"].count("conv") == 1
     text = markdown_tables(rows, methods_order=["scratch", "hf_scratch", "hf_finetune"])
     assert "| hf_finetune | 50.0 |" in text and "| scratch | 90.0 |" in text and "| hf_scratch | 40.0 |" in text
+
+
+def test_each_row_names_its_encoder_and_the_source_its_run_started_from(tmp_path):
+    runs = {m: run(m, out=str(tmp_path)) for m in ("scratch", "finetune", "ge2e_frozen", "hf_scratch")}
+    for method, r in runs.items():
+        os.makedirs(r.folder)
+        with open(os.path.join(r.folder, "hyperparams.yaml"), "w") as f:
+            f.write(f"seed: 1\npretrained_source: /sources/{method}\nlr: 0.001\n")
+    rows = rows_by_run({r: summary([(10, 0.5)], 0.5) for r in runs.values()})
+    assert rows["kws", "scratch", 1, 1]["source"] == ""  # no source, whatever its YAML holds
+    assert rows["kws", "finetune", 1, 1]["source"] == "/sources/finetune"
+    frozen = rows["kws", "frozen", 1, 1]
+    assert (frozen["encoder"], frozen["source"]) == ("ge2e", "/sources/ge2e_frozen")
+    assert frozen["steps_to_scratch"] == 10  # against the recipes' scratch run: GE2E has none of its own
+    listed = curve_rows({r: summary([(10, 0.5)], 0.5) for r in runs.values()})
+    hf_scratch = [row for row in listed if row["encoder"] == "hf"]
+    assert [(row["method"], row["source"]) for row in hf_scratch] == [("scratch", "")]  # its architecture only
+    tables = markdown_tables(listed)
+    assert "| ge2e_frozen |" in tables and "| hf_scratch |" in tables

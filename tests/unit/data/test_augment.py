@@ -34,3 +34,18 @@ def test_drop_freq_removes_the_band_it_drew_and_keeps_the_others():
         kept[hz] = float(augment(tone)[0, 1000:-1000].pow(2).mean() / tone[0, 1000:-1000].pow(2).mean())
     assert kept[2000] < 0.15  # a 101-tap notch: about -11 dB
     assert kept[1000] > 0.95 and kept[6000] > 0.95
+
+
+def test_band_limit_removes_what_an_8_khz_recording_cannot_hold_and_keeps_the_rest():
+    from speechbrain_xfer.data.augment import BandLimit
+
+    t = torch.arange(16000) / 16000
+    low, high = torch.sin(2 * torch.pi * 1000 * t), torch.sin(2 * torch.pi * 5000 * t)
+    out = BandLimit(rates=[8000])(torch.stack([low + high, low]))
+    middle = slice(800, -800)
+    assert torch.allclose(out[1, middle], low[middle], atol=0.02)
+    assert torch.allclose(out[0, middle], low[middle], atol=0.02)  # the 5 kHz tone is gone
+    torch.manual_seed(0)
+    mixed = BandLimit(rates=[8000, 16000])(torch.stack([high] * 8))
+    kept = [bool(row[middle].abs().max() > 0.5) for row in mixed]
+    assert 0 < sum(kept) < 8  # a rate is drawn for each waveform
