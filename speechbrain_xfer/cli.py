@@ -340,7 +340,35 @@ def cmd_rank(args):
     ]
     print(json.dumps(rows, indent=1) if args.json else format_table(shown, CSV_COLUMNS))
     logger.info("ranking written to %s", path)
+    if args.curves:
+        print(_taus_against_curves(rows, args.curves, args.shots, args.out))
     return 0
+
+
+def _taus_against_curves(rows, curves, shots, out):
+    """The Markdown of :func:`~speechbrain_xfer.curves.rank_check.taus_against_curves`, also written to
+    ``<out>/rank_vs_curves.md``."""
+    from speechbrain_xfer.curves.rank_check import taus_against_curves
+
+    if not os.path.isfile(curves):
+        raise SystemExit(f"sbx rank: --curves {curves}: no such file (the curves.csv of an sbx curve grid)")
+    with open(curves, newline="") as f:
+        curve_rows = list(csv.DictReader(f))
+    if curve_rows and "source" not in curve_rows[0]:
+        raise SystemExit(f"sbx rank: {curves} has no source column; rerun its sbx curve command to rewrite it")
+    results = taus_against_curves(rows, curve_rows, shots)
+    lines = [f"LogME against the mean test accuracy at {shots} shots of {curves}:", ""]
+    lines += ["| method | candidates (LogME; accuracy %) | Kendall's tau |", "|---|---|---|"]
+    for result in results:
+        points = "; ".join(f"{c} ({score:.4f}; {100 * acc:.1f})" for c, score, acc in result["candidates"])
+        tau = "n/a (2 candidates)" if result["tau"] is None else f"{result['tau']:.2f}"
+        lines.append(f"| {result['method']} | {points} | {tau} |")
+    if not results:
+        lines.append("| (no method of the grid started from two of these candidates) | | |")
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(out, "rank_vs_curves.md"), "w") as f:
+        f.write(text)
+    return text
 
 
 def cmd_rank_check(args):
@@ -497,7 +525,9 @@ def build_parser():
         "rank", help="rank candidate encoders (and layers) for a target task from frozen features, best first"
     )
     rank.add_argument("manifest", help="the target task's training manifest (CSV), e.g. a k-shot subset")
-    rank.add_argument("candidates", nargs="+", help="encoder folders (hub format or sbx export) or hub ids")
+    rank.add_argument(
+        "candidates", nargs="+", help="encoder folders (hub format, sbx export or GE2E pretrained_source) or hub ids"
+    )
     rank.add_argument("--target", required=True, help="the manifest's label column, e.g. word, intent, emotion")
     rank.add_argument(
         "--layers", choices=("last", "all"), default="last", help="score every hidden state of hub-format encoders"
@@ -505,6 +535,13 @@ def build_parser():
     rank.add_argument("--out", default="results/rank", help="folder of rank.csv (default: results/rank)")
     rank.add_argument("--cache", default=None, help="feature cache folder (default: <out>/cache)")
     rank.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rank.add_argument(
+        "--curves",
+        default=None,
+        help="the curves.csv of an sbx curve grid that fine-tuned from these candidates (its source column): "
+        "also print Kendall's tau of LogME against its accuracies, per method",
+    )
+    rank.add_argument("--shots", type=int, default=10, help="with --curves: the shot count compared (default: 10)")
     rank.set_defaults(func=cmd_rank)
 
     check = commands.add_parser(

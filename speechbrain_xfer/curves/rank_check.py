@@ -168,6 +168,43 @@ def kendall_taus(rows, tasks):
     return taus
 
 
+def taus_against_curves(ranked, curve_rows, shots):
+    """Kendall's tau of LogME against the accuracies a learning-curve grid measured from the same candidates.
+
+    Arguments
+    ---------
+    ranked : list of dict
+        ``sbx rank``'s rows (``candidate``, ``layer``, ``logme``); the ``last`` layer of each candidate is used.
+    curve_rows : list of dict
+        The rows of an ``sbx curve`` grid's ``curves.csv``; a row belongs to the candidate its ``source`` names.
+    shots : int
+        The shot count whose accuracies (mean over seeds) are compared.
+
+    Returns
+    -------
+    list of dict
+        Per method (``finetune`` for ``finetune``, ``hf_finetune`` and ``ge2e_finetune`` alike) with runs from
+        two candidates or more: ``method``, ``candidates`` (``[(candidate, logme, mean accuracy)]``, best
+        LogME first) and ``tau`` (None with fewer than 3 candidates).
+    """
+    from scipy.stats import kendalltau
+
+    scores = {os.path.normpath(r["candidate"]): r["logme"] for r in ranked if r["layer"] == "last"}
+    values = {}
+    for row in curve_rows:
+        source = os.path.normpath(row.get("source") or "") if row.get("source") else None
+        if source in scores and str(row["shots"]) == str(shots):
+            values.setdefault(row["method"], {}).setdefault(source, []).append(float(row["value"]))
+    results = []
+    for method, by_source in values.items():
+        if len(by_source) < 2:
+            continue
+        points = sorted(((c, scores[c], statistics.fmean(v)) for c, v in by_source.items()), key=lambda p: -p[1])
+        tau = kendalltau([p[1] for p in points], [p[2] for p in points]).statistic if len(points) >= 3 else None
+        results.append({"method": method, "candidates": points, "tau": None if tau is None else float(tau)})
+    return results
+
+
 def time_ratio(rows):
     """``(rank seconds, fine-tuning seconds)``: each folder's ranking counted once per task, against the training
     time of every fine-tuning run."""

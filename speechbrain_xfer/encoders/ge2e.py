@@ -173,6 +173,22 @@ def write_pretrained_folder(folder, weights=None):
     return path
 
 
+def load_pretrained_folder(folder):
+    """The :class:`GE2EEncoder` of a folder :func:`write_pretrained_folder` wrote, or None when ``folder`` holds
+    no such ``encoder.ckpt`` (another encoder's, or none)."""
+    path = os.path.join(folder, "encoder.ckpt")
+    if not os.path.isfile(path) or os.path.isfile(os.path.join(folder, "hyperparams.yaml")):
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not all(key.startswith("lstms.") for key in state):
+        return None
+    input_dim, hidden_size = state["lstms.0.weight_ih_l0"].shape[1], state["lstms.0.weight_hh_l0"].shape[1]
+    num_layers = len({key.split(".")[1] for key in state})
+    encoder = GE2EEncoder(input_dim=input_dim, hidden_size=hidden_size, num_layers=num_layers)
+    encoder.load_state_dict(state)
+    return encoder
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Write the GE2E speaker encoder's weights as a pretrained_source.")
     parser.add_argument("folder", help="where encoder.ckpt goes, e.g. results/ge2e")

@@ -1,7 +1,8 @@
 """``sbx rank``: candidate encoders (and their layers) scored on a target task's frozen features, best first.
 
 A candidate is a hub-format encoder (a ``save_pretrained`` folder or a hub id: its every hidden state can be
-scored, ``layers="all"``) or an ``sbx export`` folder (its encoder's output). The training items of the target
+scored, ``layers="all"``), an ``sbx export`` folder (its encoder's output) or a GE2E ``pretrained_source``
+folder (``python -m speechbrain_xfer.encoders.ge2e``: its top LSTM layer). The training items of the target
 manifest go once through each candidate's frozen front end and encoder, through the frozen-encoder feature
 cache (a second ranking of the same candidates reads the cache), are mean-pooled over time, and each
 estimator of :data:`~speechbrain_xfer.transferability.ESTIMATORS` scores the pooled features for the labels.
@@ -55,6 +56,11 @@ def candidate_front_end(source, all_layers, savedir):
 
         encoder = HFEncoder(source, freeze=True, whisper_window="batch").eval()
         return (AllHiddenStates(encoder) if all_layers else encoder), None, None
+    from speechbrain_xfer.encoders.ge2e import GE2EFeatures, load_pretrained_folder
+
+    ge2e = load_pretrained_folder(source)
+    if ge2e is not None:
+        return ge2e.eval(), GE2EFeatures().eval(), None
     from speechbrain_xfer.hub.loading import load_export
 
     model = load_export(source, savedir=savedir)

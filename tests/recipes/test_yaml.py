@@ -25,7 +25,7 @@ CORPUS_FOLDER = {
     "ASR": "asr/target",
 }
 # YAMLs that train on another corpus folder than their recipe's others.
-YAML_CORPUS_FOLDER = {"words_conv.yaml": "words/source"}
+YAML_CORPUS_FOLDER = {"words_conv.yaml": "words/source", "words_conv_bandlimit.yaml": "words/source"}
 
 TOP_LEVEL_KEY = re.compile(r"^([A-Za-z_]\w*)\s*:", re.MULTILINE)
 COMMENT = re.compile(r"(^|\s)#.*$", re.MULTILINE)

@@ -70,3 +70,43 @@ def test_a_label_column_the_manifest_lacks_is_named(manifest, candidates, tmp_pa
     args = [sys.executable, "-m", "speechbrain_xfer.cli", "rank", manifest, candidates[0], "--target", "label"]
     proc = subprocess.run([*args, "--out", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode != 0 and "no column ['label']" in proc.stderr and "--target" in proc.stderr
+
+
+def test_a_ge2e_folder_is_a_candidate_and_the_ranking_is_checked_against_a_grid(manifest, candidates, tmp_path):
+    import torch
+
+    from speechbrain_xfer.encoders.ge2e import GE2EEncoder, load_pretrained_folder
+
+    ge2e = tmp_path / "ge2e"
+    ge2e.mkdir()
+    tiny = GE2EEncoder(input_dim=40, hidden_size=8, num_layers=2)
+    torch.save(tiny.state_dict(), ge2e / "encoder.ckpt")
+    loaded = load_pretrained_folder(str(ge2e))
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), tiny.state_dict().values()))
+    assert load_pretrained_folder(candidates[0]) is None  # a hub-format folder is not GE2E's
+
+    sources = [*candidates, str(ge2e)]
+    curves = tmp_path / "curves.csv"
+    accuracy = {sources[0]: 0.9, sources[1]: 0.5, sources[2]: 0.7}
+    lines = ["task,method,shots,seed,metric,value,train_time_s,steps,steps_to_scratch,encoder,source"]
+    lines += [
+        f"kws,finetune,10,{seed},accuracy,{acc},1.0,10,,conv,{s}" for s, acc in accuracy.items() for seed in (1, 2)
+    ]
+    lines += ["kws,scratch,10,1,accuracy,0.4,1.0,10,,conv,", f"kws,frozen,3,1,accuracy,0.3,1.0,10,,conv,{sources[0]}"]
+    curves.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "speechbrain_xfer.cli", "rank", manifest, *sources, "--target", "word"]
+    proc = subprocess.run([*args, "--out", str(out), "--curves", str(curves), "--shots", "10"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out / "rank.csv", newline="") as f:
+        logme = {row["candidate"]: float(row["logme"]) for row in csv.DictReader(f)}
+    assert set(logme) == set(sources)
+    from scipy.stats import kendalltau
+
+    expected = kendalltau([logme[s] for s in sources], [accuracy[s] for s in sources]).statistic
+    table = (out / "rank_vs_curves.md").read_text()
+    assert table in proc.stdout
+    [finetune] = [line for line in table.splitlines() if line.startswith("| finetune |")]
+    assert finetune.endswith(f"| {expected:.2f} |") and "ge2e (" in finetune
+    assert "| frozen |" not in table and "| scratch |" not in table  # one candidate, or none: no tau
