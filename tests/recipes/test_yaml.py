@@ -240,3 +240,23 @@ def test_a_method_yaml_differs_from_finetune_only_in_the_keys_of_its_method(path
     differing = {key for key in set(method) | set(other) if _node(method.get(key)) != _node(other.get(key))}
     owned = ANY_METHOD | METHOD_KEYS[path.stem.removeprefix(_encoder_prefix(path))]
     assert differing <= owned, f"{path} differs from {reference.name} in {sorted(differing - owned)}"
+
+
+def test_every_key_the_package_reads_is_in_the_key_reference():
+    reference = (REPO / "docs" / "recipe_keys.md").read_text()
+    documented = set()
+    for line in reference.splitlines():
+        if line.startswith("| `"):
+            documented.update(re.findall(r"`([A-Za-z_]\w*)`", line.split(" | ")[0]))
+    read = set()
+    for source in (REPO / "speechbrain_xfer").rglob("*.py"):
+        text = source.read_text()
+        for pattern in CODE_READS:
+            read.update(name for name in pattern.findall(text) if name != "get")  # hparams.get(...) is a call
+    assert len(read) > 40  # the patterns still find the package's reads
+    missing = []
+    for name in sorted(read):
+        wildcard = re.compile(re.sub(r"\\\{[^}]*\\\}", r"\\w+", re.escape(name)) + "$")  # {split}_csv
+        if not any(wildcard.match(key) for key in documented):
+            missing.append(name)
+    assert not missing, f"keys the package reads that docs/recipe_keys.md does not list: {missing}"
