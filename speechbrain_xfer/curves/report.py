@@ -6,10 +6,13 @@ Each run of a recipe leaves ``summary.json`` in its output folder (see
 
 import csv
 import json
+import logging
 import math
 import os
 import statistics
 from collections import defaultdict
+
+logger = logging.getLogger(__name__)
 
 CSV_COLUMNS = (
     "task",
@@ -225,5 +228,8 @@ def write_report(summaries, out_folder, methods_order=None):
     with open(os.path.join(out_folder, "curves.md"), "w") as f:
         f.write(markdown_tables(rows, methods_order))
     if rows:
-        plot_curves(rows, os.path.join(out_folder, "curves.png"), methods_order)
+        try:
+            plot_curves(rows, os.path.join(out_folder, "curves.png"), methods_order)
+        except ImportError:  # matplotlib comes with the demo extra; the tables do not need it
+            logger.warning("curves.png not drawn: matplotlib is not installed (pip install 'speechbrain_xfer[demo]')")
     return rows

@@ -44,7 +44,12 @@ class Espeak:
     """
 
     def __init__(self, seed=0):
-        import espeakng_loader
+        try:
+            import espeakng_loader
+        except ImportError:
+            raise SynthesisError(
+                "the SynthSpeech corpus needs espeak-ng from the demo extra: pip install 'speechbrain_xfer[demo]'"
+            ) from None
 
         self._lib = ctypes.cdll.LoadLibrary(espeakng_loader.get_library_path())
         data = espeakng_loader.get_data_path().encode()
