@@ -324,8 +324,8 @@ def cmd_transcribe(args):
 
 def cmd_rank(args):
     """Ranks candidate encoders (and layers) for a target task by transferability estimators."""
+    from speechbrain_xfer.curves.rank import CSV_COLUMNS, rank_candidates, write_rank_csv
     from speechbrain_xfer.hub.inference import format_table
-    from speechbrain_xfer.transferability.rank import CSV_COLUMNS, rank_candidates, write_rank_csv
 
     try:
         cache = args.cache or os.path.join(args.out, "cache")

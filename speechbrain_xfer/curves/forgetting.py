@@ -55,12 +55,12 @@ def source_error_rates(source_export, encoder_states, test_csv, data_folder, pro
         ``{name: {"CER": float, "WER": float}}``.
     """
     from speechbrain_xfer.data.dataio import read_mono_16k
+    from speechbrain_xfer.data.manifest import read_manifest
     from speechbrain_xfer.hub.loading import load_export
 
-    with open(test_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_manifest(test_csv, ("wav", "transcript"), data_root=data_folder).rows
     # Read as the recipes' datasets read audio (16 kHz, down-mixed).
-    wavs = [read_mono_16k(row["wav"].replace("$data_root", data_folder)) for row in rows]
+    wavs = [read_mono_16k(row["wav"]) for row in rows]
     results = {}
     with tempfile.TemporaryDirectory() as savedir:
         asr = load_export(source_export, savedir=savedir)

@@ -17,6 +17,7 @@ import shutil
 import statistics
 
 from speechbrain_xfer.curves.grid import TASKS, cache_folder, grid, recipe_methods, run_grid
+from speechbrain_xfer.curves.rank import rank_candidates
 from speechbrain_xfer.curves.report import read_summaries
 from speechbrain_xfer.transferability import ESTIMATORS
 
@@ -97,7 +98,6 @@ def ranking(candidates, task, corpus, shots, out, progress=True):
     the time is that of a ranking from nothing; the scores are kept in ``<out>/rank/<task>.csv`` and read from
     there when the command runs again with no new candidate.
     """
-    from speechbrain_xfer.transferability.rank import rank_candidates
 
     path = os.path.join(out, "rank", f"{task}.csv")
     if os.path.isfile(path):

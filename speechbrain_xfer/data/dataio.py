@@ -1,6 +1,5 @@
 """SpeechBrain data pipelines shared by the recipes."""
 
-import csv
 import hashlib
 import logging
 import os
@@ -13,6 +12,7 @@ from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.dataio.preprocess import AudioNormalizer
 
 # ManifestError is defined with the checks that raise most of them; it is imported from here too.
+from speechbrain_xfer.data.manifest import read_manifest
 from speechbrain_xfer.data.sampling import item_durations
 from speechbrain_xfer.data.tokenizers import TRANSCRIPT, CharTokenizer, SentencePieceTokenizer
 from speechbrain_xfer.data.validation import SAMPLE_RATE, ManifestError, active_cache_folder, check_manifests
@@ -145,14 +145,8 @@ class ResampledAudioCache:
 
 def manifest_labels(path, column):
     """``{ID: label}`` of a manifest's ``column``; a :class:`ManifestError` names a missing column."""
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if column not in (reader.fieldnames or []):
-            raise ManifestError(
-                f"{path} has no column {column!r} (columns: {reader.fieldnames}); "
-                f"check the recipe's `targets` or the manifest"
-            )
-        return {row["ID"]: row[column] for row in reader}
+    manifest = read_manifest(path, ("ID", column), hint="check the recipe's `targets` or the manifest")
+    return {row["ID"]: row[column] for row in manifest.rows}
 
 
 def classification_datasets(data_folder, csv_files, targets, save_folder):
@@ -215,14 +209,8 @@ def _label_pipeline(target, encoder):
 
 
 def _transcripts(path):
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if TRANSCRIPT not in (reader.fieldnames or []):
-            raise ManifestError(
-                f"{path} has no {TRANSCRIPT!r} column (columns: {reader.fieldnames}); "
-                f"ASR manifests need the text of each utterance there"
-            )
-        return [row[TRANSCRIPT] for row in reader]
+    hint = "ASR manifests need the text of each utterance there"
+    return [row[TRANSCRIPT] for row in read_manifest(path, (TRANSCRIPT,), hint=hint).rows]
 
 
 def asr_datasets(

@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from speechbrain_xfer.data.manifest import read_manifest
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_SHOTS = (1, 3, 10, 30)
@@ -62,15 +64,9 @@ def kshot_ids(rows, label_key, shots, seed):
 
 
 def _read(train_csv, columns=()):
-    with open(train_csv, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ("ID", *columns) if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(
-                f"{train_csv} has no column {', '.join(map(repr, missing))} (columns: {reader.fieldnames}); "
-                f"the subsets are drawn per value of the recipe's `targets`"
-            )
-        return reader.fieldnames, list(reader)
+    hint = "the subsets are drawn per value of the recipe's `targets`"
+    manifest = read_manifest(train_csv, ("ID", *columns), hint=hint)
+    return manifest.columns, manifest.rows
 
 
 def _write(path, fieldnames, rows):

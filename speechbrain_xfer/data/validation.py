@@ -28,6 +28,7 @@ import speechbrain as sb
 from tqdm import tqdm
 
 from speechbrain_xfer.data.audio_facts import AudioFactsCache
+from speechbrain_xfer.data.manifest import ManifestError, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +37,6 @@ SAMPLE_RATE = 16000
 
 CACHE_NAME = ".audio_checks.json"
 """The cache of :func:`validate_manifests`, in the run's cache folder (never in the data folder)."""
-
-
-class ManifestError(ValueError):
-    """A manifest that cannot be used as it is."""
 
 
 @dataclass(frozen=True)
@@ -309,18 +306,8 @@ def _shared_ids(rows, csv_files):
 
 def _read_manifest(path, label_columns):
     """``[(line, row)]`` of a manifest, after checking that it has the columns every row needs."""
-    if not os.path.isfile(path):
-        raise ManifestError(f"the manifest {path} does not exist; prepare the data first")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ("ID", "wav", *label_columns) if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ManifestError(
-                f"{path} has no column {', '.join(map(repr, missing))} (columns: "
-                f"{reader.fieldnames}); check the manifest or the recipe's label keys"
-            )
-        # A short row has None for its missing fields; "" reads the same in every check.
-        return [(reader.line_num, {k: v or "" for k, v in row.items() if k is not None}) for row in reader]
+    manifest = read_manifest(path, ("ID", "wav", *label_columns), hint="check the manifest or the recipe's label keys")
+    return list(zip(manifest.lines, manifest.rows))
 
 
 def _row_problems(row, split, label_columns, known, seen_at):
@@ -373,9 +360,9 @@ def write_manifests_without(report, csv_files, folder):
     for split, source in csv_files.items():
         bad_lines = {item.line for item in report.bad if item.split == split}
         paths[split] = os.path.join(folder, f"{split}.csv")
-        with open(source, newline="") as f, open(paths[split], "w", newline="") as out:
-            reader = csv.DictReader(f)
-            writer = csv.DictWriter(out, fieldnames=reader.fieldnames)
+        manifest = read_manifest(source)
+        with open(paths[split], "w", newline="") as out:
+            writer = csv.DictWriter(out, fieldnames=manifest.columns)
             writer.writeheader()
-            writer.writerows(row for row in reader if reader.line_num not in bad_lines)
+            writer.writerows(row for line, row in zip(manifest.lines, manifest.rows) if line not in bad_lines)
     return paths

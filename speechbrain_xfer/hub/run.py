@@ -1,10 +1,10 @@
 """A finished recipe run, read from its own files for the export: its YAML, summary and best checkpoint."""
 
-import csv
 import json
 import os
 from pathlib import Path
 
+from speechbrain_xfer.data.manifest import read_manifest
 from speechbrain_xfer.hub import yaml_nodes
 from speechbrain_xfer.hub.loading import ExportError
 from speechbrain_xfer.recipe_config import load_pretrained, load_recipe_hparams
@@ -87,17 +87,15 @@ class FinishedRun:
         path = self.hparams.get("test_csv")
         if not path or not os.path.isfile(path):
             return None
-        with open(path, newline="") as f:
-            row = next(csv.DictReader(f), None)
-        return row["wav"].replace("$data_root", self.hparams["data_folder"]) if row else None
+        rows = read_manifest(path, ("wav",), data_root=self.hparams["data_folder"]).rows
+        return rows[0]["wav"] if rows else None
 
     def train_examples(self):
         """How many training utterances the run had, or None."""
         path = self.hparams.get("train_csv")
         if not path or not os.path.isfile(path):
             return None
-        with open(path, newline="") as f:
-            return sum(1 for _ in csv.DictReader(f))
+        return len(read_manifest(path).rows)
 
 
 def _load_run_hparams(hparams_file):

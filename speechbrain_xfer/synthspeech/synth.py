@@ -223,9 +223,10 @@ def write_manifest(path, rows):
 
 
 def read_manifest(path):
-    """Reads a CSV manifest into a list of dicts."""
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    """The rows of a CSV manifest, as dicts (:func:`speechbrain_xfer.data.manifest.read_manifest`'s)."""
+    from speechbrain_xfer.data.manifest import read_manifest as read
+
+    return read(path).rows
 
 
 def _manifest_rows(utts, durations, split):

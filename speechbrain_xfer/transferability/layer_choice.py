@@ -18,23 +18,12 @@ import torch
 
 from speechbrain_xfer.recipe_config import RecipeConfigError
 from speechbrain_xfer.transferability import ESTIMATORS
+from speechbrain_xfer.transferability.features import AllHiddenStates, pooled_features, read_labelled_items
 
 logger = logging.getLogger(__name__)
 
 CHOICE_ESTIMATOR = "logme"
 """The estimator that decides (:data:`~speechbrain_xfer.transferability.ESTIMATORS`); the others are logged."""
-
-
-class AllHiddenStates(torch.nn.Module):
-    """A frozen :class:`~speechbrain_xfer.encoders.HFEncoder` seen as its every hidden state,
-    ``(batch, frames, num_layers + 1, dim)``: the front end the feature cache keeps for layer scoring."""
-
-    def __init__(self, encoder):
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, wavs, wav_lens=None):
-        return self.encoder.hidden_states(wavs, wav_lens)
 
 
 def auto_layer_encoders(modules):
@@ -54,8 +43,6 @@ def layer_scores(encoder, manifest, targets, cache_root, data_root=None, progres
 
     With several ``targets`` (label columns), each hidden state's score is the mean over them.
     """
-    from speechbrain_xfer.transferability.rank import pooled_features, read_labelled_items
-
     items, _, _ = read_labelled_items(manifest, targets[0], data_root)
     was_training = encoder.training
     encoder.eval()

@@ -232,7 +232,7 @@ def test_a_pretrained_character_set_must_exist_and_be_characters(asr_manifest, t
 def test_manifest_without_transcripts_is_refused(tmp_path):
     path = tmp_path / "train.csv"
     path.write_text("ID,duration,wav\nu1,1.0,$data_root/u1.wav\n")
-    with pytest.raises(ManifestError, match=r"train\.csv has no 'transcript' column"):
+    with pytest.raises(ManifestError, match=r"train\.csv has no column 'transcript'"):
         asr_datasets("data", {"train": str(path)}, str(tmp_path / "save"))
 
 

@@ -13,34 +13,14 @@ import logging
 import os
 import time
 
-import numpy as np
 import torch
-from tqdm import tqdm
 
-from speechbrain_xfer.data.feature_cache import FrozenEncoderCache
 from speechbrain_xfer.transferability import ESTIMATORS
+from speechbrain_xfer.transferability.features import AllHiddenStates, pooled_features, read_labelled_items
 
 logger = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("rank", "candidate", "layer", *ESTIMATORS, "items", "seconds")
-
-
-def read_labelled_items(manifest, target, data_root=None):
-    """``[(id, wav path)]`` and integer labels of a manifest's items, and the class names.
-
-    ``$data_root`` in the ``wav`` column is replaced by ``data_root`` (default: the manifest's folder).
-    """
-    data_root = data_root or os.path.dirname(os.path.abspath(manifest))
-    with open(manifest, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise ValueError(f"{manifest} has no items")
-    missing = [column for column in ("ID", "wav", target) if column not in rows[0]]
-    if missing:
-        raise ValueError(f"{manifest} has no column {missing} (columns: {list(rows[0])}); pass --target <column>")
-    classes = sorted({row[target] for row in rows})
-    items = [(row["ID"], row["wav"].replace("$data_root", data_root)) for row in rows]
-    return items, np.array([classes.index(row[target]) for row in rows]), classes
 
 
 def candidate_front_end(source, all_layers, savedir):
@@ -52,7 +32,6 @@ def candidate_front_end(source, all_layers, savedir):
     """
     if os.path.isfile(os.path.join(source, "config.json")) or not os.path.isdir(source):
         from speechbrain_xfer.encoders.hf import HFEncoder
-        from speechbrain_xfer.transferability.layer_choice import AllHiddenStates
 
         encoder = HFEncoder(source, freeze=True, whisper_window="batch").eval()
         return (AllHiddenStates(encoder) if all_layers else encoder), None, None
@@ -71,17 +50,6 @@ def candidate_front_end(source, all_layers, savedir):
         raise ValueError(f"{source}: an sbx export whose encoder cannot be found (modules: {list(model.mods)})")
     wave_encoder.eval()
     return wave_encoder.encoder, wave_encoder.compute_features, wave_encoder.mean_var_norm
-
-
-def pooled_features(items, front_end, cache_root, progress=True):
-    """``(items, layers, dim)`` mean-pooled outputs of the front end, computed through the feature cache."""
-    encoder, compute_features, mean_var_norm = front_end
-    cache = FrozenEncoderCache(cache_root, encoder, compute_features, mean_var_norm)
-    pooled = []
-    for uid, wav in tqdm(items, desc="items encoded", unit="item", disable=not progress):
-        encoded = cache(uid, wav)  # (frames, dim) or (frames, layers, dim)
-        pooled.append(encoded.float().mean(dim=0).reshape(-1, encoded.shape[-1]))
-    return torch.stack(pooled).numpy()
 
 
 def rank_candidates(manifest, target, candidates, layers="last", cache_root=None, data_root=None, progress=True):

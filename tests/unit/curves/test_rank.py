@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
+from speechbrain_xfer.curves.rank import CSV_COLUMNS, rank_candidates
 from speechbrain_xfer.data.feature_cache import FrozenEncoderCache
 from speechbrain_xfer.encoders.hf_folders import write_random_encoder
-from speechbrain_xfer.transferability.rank import CSV_COLUMNS, rank_candidates
 
 TINY_WHISPER = dict(d_model=16, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
                     decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32)  # fmt: skip
@@ -69,7 +69,7 @@ def test_the_command_writes_rank_csv_and_prints_json(manifest, candidates, tmp_p
 def test_a_label_column_the_manifest_lacks_is_named(manifest, candidates, tmp_path):
     args = [sys.executable, "-m", "speechbrain_xfer.cli", "rank", manifest, candidates[0], "--target", "label"]
     proc = subprocess.run([*args, "--out", str(tmp_path)], capture_output=True, text=True)
-    assert proc.returncode != 0 and "no column ['label']" in proc.stderr and "--target" in proc.stderr
+    assert proc.returncode != 0 and "no column 'label'" in proc.stderr and "--target" in proc.stderr
 
 
 def test_a_ge2e_folder_is_a_candidate_and_the_ranking_is_checked_against_a_grid(manifest, candidates, tmp_path):

@@ -1,0 +1,49 @@
+"""The package's layers: every import (function-level ones included) runs from a higher layer down, so no
+import circle can form."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "speechbrain_xfer"
+
+# Low to high. A module may import its own subpackage and the layers below it.
+LAYERS = [
+    {"regularization", "speechbrain_overrides", "pretrained", "lobes"},
+    {"checkpoints", "data", "encoders"},
+    {"recipe_config", "brains", "synthspeech"},
+    {"transferability", "hub"},
+    {"experiment", "curves"},
+    {"cli"},
+]
+LAYER = {name: level for level, names in enumerate(LAYERS) for name in names}
+
+
+def imports(path):
+    """``(line, module)`` of every speechbrain_xfer import in a file, at any depth."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("speechbrain_xfer."):
+            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.startswith("speechbrain_xfer.")]
+    return found
+
+
+def part(relative):
+    """The layer name of a file (``data/dataio.py`` -> ``data``) or of a module (``speechbrain_xfer.data.x``)."""
+    return relative.split("/")[0].removesuffix(".py") if "/" in relative or relative.endswith(".py") else relative
+
+
+def test_every_import_runs_down_the_layers():
+    upward = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = str(path.relative_to(PACKAGE))
+        if relative == "__init__.py":
+            continue
+        source = part(relative)
+        assert source in LAYER, f"{relative}: add its subpackage to LAYERS"
+        for line, module in imports(path):
+            target = module.split(".")[1]
+            if target != source and LAYER[target] >= LAYER[source]:
+                upward.append(f"{relative}:{line} imports {module} ({target} is not below {source})")
+    assert not upward, "\n".join(upward)
