@@ -3,7 +3,8 @@
 from speechbrain_xfer.encoders.adapters import AdaptedEncoder, add_adapters, parameter_counts, parameter_summary
 from speechbrain_xfer.encoders.conv import ConvEncoder
 from speechbrain_xfer.encoders.ge2e import GE2EEncoder, GE2EFeatures
-from speechbrain_xfer.encoders.hf import SUPPORTED_MODEL_TYPES, HFEncoder
+from speechbrain_xfer.encoders.hf import HFEncoder
+from speechbrain_xfer.encoders.hf_sources import SUPPORTED_MODEL_TYPES
 from speechbrain_xfer.pretrained.errors import PretrainedSourceError
 from speechbrain_xfer.pretrained.loading import load_speechbrain_modules
 

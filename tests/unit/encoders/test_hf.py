@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from tiny_hf import DIM, FAMILIES, LAYERS
 
-import speechbrain_xfer.encoders.hf as hf_module
+import speechbrain_xfer.encoders.hf_backbone as hf_module
 from speechbrain_xfer.encoders import HFEncoder, PretrainedSourceError
 
 # SpeechBrain's wrapper calls a method transformers 5.x deprecates; not ours to fix.
