@@ -81,3 +81,22 @@ def test_curve_takes_a_pretrained_source_per_encoder_and_names_a_missing_one(tmp
         main([*common, "--methods", "finetune,ge2e_frozen", "--pretrained", str(words), "--pretrained", "ge2e=nowhere"])
     with pytest.raises(SystemExit, match="'gee2e' is not one of conv, hf, ge2e"):
         main([*common, "--methods", "finetune", "--pretrained", "gee2e=somewhere"])
+
+
+def test_every_command_has_its_own_module_and_its_help_ends_with_a_runnable_example(capsys):
+    import argparse
+
+    import pytest
+
+    from speechbrain_xfer.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert {"synth", "curve", "budget", "tune", "rank", "rank-check", "demo", "export", "push"} <= set(commands)
+    for name, sub in commands.items():
+        assert sub.get_default("func").__module__.startswith("speechbrain_xfer.cli."), name
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        text = capsys.readouterr().out
+        example = text.rsplit("example:\n", 1)[-1]
+        assert "example:\n  sbx " + name + " " in text and example.strip().startswith(f"sbx {name} "), name

@@ -47,3 +47,11 @@ def test_every_import_runs_down_the_layers():
             if target != source and LAYER[target] >= LAYER[source]:
                 upward.append(f"{relative}:{line} imports {module} ({target} is not below {source})")
     assert not upward, "\n".join(upward)
+
+
+def test_no_package_file_is_over_400_lines_and_no_hf_encoder_file_over_300():
+    lengths = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert len(lengths) > 50  # the glob found the package
+    long = {name: n for name, n in lengths.items() if n > 400}
+    long_hf = {name: n for name, n in lengths.items() if name.startswith("encoders/hf") and n > 300}
+    assert not long and not long_hf, f"over 400 lines: {long}; HF encoder files over 300: {long_hf}"
