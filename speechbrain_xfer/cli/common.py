@@ -1,5 +1,7 @@
 """What several ``sbx`` commands share: the SynthSpeech recipes folder, seeds, failures."""
 
+import argparse
+import logging
 import os
 
 
@@ -22,23 +24,49 @@ def recipes_root(args):
     raise SystemExit(f"sbx {args.command}: the SynthSpeech recipes are {where}; {hint}")
 
 
-def seeds(count):
-    """``--seeds 3`` -> ``[1, 2, 3]``."""
-    return list(range(1, count + 1))
+def seeds(text):
+    """``--seeds``: a count or a list, the same for every command.
+
+    Example
+    -------
+    >>> seeds("3"), seeds("2,5"), seeds(3)
+    ([1, 2, 3], [2, 5], [1, 2, 3])
+    """
+    items = [item.strip() for item in str(text).split(",")]
+    if not all(item.isdigit() and int(item) > 0 for item in items):
+        raise SystemExit(f"--seeds {text}: a count (3: seeds 1, 2 and 3) or a list (1,2,3) of positive integers")
+    return list(range(1, int(items[0]) + 1)) if len(items) == 1 else [int(item) for item in items]
 
 
-def report_failures(failed):
-    """The exit status of a grid command: 1 (and a log line) when runs failed."""
-    import logging
+SEEDS_HELP = "a count (3: seeds 1, 2, 3) or a list (1,4,7)"
 
-    if failed:
-        logging.getLogger("speechbrain_xfer").error(
-            "%d runs failed; rerun the same command to retry only them", len(failed)
+
+class DeprecatedOption(argparse.Action):
+    """The old spelling of an option: sets what the new one (``new``) sets (``append``: adds to its list), with a
+    warning naming the new one. Hidden from ``--help``."""
+
+    def __init__(self, option_strings, dest, new=None, append=False, **kwargs):
+        self.new, self.append = new, append
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        logging.getLogger("speechbrain_xfer").warning(
+            "%s is now %s; the old spelling works until the next release", option_string, self.new
         )
-        return 1
-    return 0
+        if self.append:
+            values = [*(getattr(namespace, self.dest, None) or []), values]
+        setattr(namespace, self.dest, values)
 
 
 def example(text):
     """The epilog of a command's ``--help``: a runnable example."""
     return "example:\n  " + text.strip().replace("\n", "\n  ")
+
+
+def report_failures(failed):
+    """The exit status of a grid command: 1 (and a log line) when runs failed."""
+    if failed:
+        logger = logging.getLogger("speechbrain_xfer")
+        logger.error("%d runs failed; rerun the same command to retry only them", len(failed))
+        return 1
+    return 0

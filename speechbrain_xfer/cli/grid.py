@@ -1,12 +1,13 @@
 """``sbx curve``, ``sbx tune`` and ``sbx budget``: grids of recipe runs, their report, and the label budget."""
 
+import argparse
 import csv
 import logging
 import os
 import shlex
 import time
 
-from speechbrain_xfer.cli.common import example, recipes_root, report_failures, seeds
+from speechbrain_xfer.cli.common import SEEDS_HELP, DeprecatedOption, example, recipes_root, report_failures, seeds
 
 logger = logging.getLogger("speechbrain_xfer")
 
@@ -40,7 +41,7 @@ def _grid_runs(args, command, out):
             continue
         checked.add((folder, run.encoder))
         wanted = "config.json" if run.encoder == "hf" else "encoder.ckpt"
-        option = "--pretrained-kws" if folder == args.pretrained_kws else "--pretrained"
+        option = "--pretrained-source-kws" if folder == args.pretrained_kws else "--pretrained-source"
         if run.encoder == "hf" and not os.path.exists(folder) and folder.count("/") == 1:
             continue  # a hub id: HFEncoder finds it (or says where it looked) as the first run starts
         if not os.path.isfile(os.path.join(folder, wanted)):
@@ -85,7 +86,7 @@ def _pretrained(args):
             encoder, folder = "", item
         elif encoder not in ENCODERS:
             raise SystemExit(
-                f"sbx {args.command}: --pretrained {item}: {encoder!r} is not one of {', '.join(ENCODERS)}"
+                f"sbx {args.command}: --pretrained-source {item}: {encoder!r} is not one of {', '.join(ENCODERS)}"
             )
         sources[encoder] = folder
     return sources
@@ -206,7 +207,7 @@ def _add_grid_options(parser, out, shots):
         default="scratch,finetune,l2sp,frozen",
         help="recipe YAML names (default: scratch,finetune,l2sp,frozen)",
     )
-    parser.add_argument("--seeds", type=int, default=1, help="seeds 1..N (default: 1)")
+    parser.add_argument("--seeds", default="1", help=f"{SEEDS_HELP} (default: 1)")
     parser.add_argument(
         "--data",
         default="results/demo/data",
@@ -220,22 +221,27 @@ def _add_grid_options(parser, out, shots):
         help="conv: the recipes' ConvEncoder (hparams/<method>.yaml); hf: a hub-format transformer encoder "
         "through HFEncoder (hparams/hf_<method>.yaml) (default: conv)",
     )
+    old = dict(action=DeprecatedOption, default=argparse.SUPPRESS)
+    parser.add_argument("--pretrained", dest="pretrained", new="--pretrained-source", append=True, **old)
     parser.add_argument(
-        "--pretrained",
+        "--pretrained-source",
+        dest="pretrained",
         action="append",
         metavar="[ENCODER=]FOLDER",
         help="pretrained encoder folder or, with --encoder hf, hub id (default: the demo's CTC pretraining, "
         "results/demo/pretrain/encoder, or results/demo/pretrain/hf/encoder with --encoder hf); repeat it "
         "with hf=... or ge2e=... for the hf_* or ge2e_* methods of a grid that mixes encoders",
     )
+    parser.add_argument("--pretrained-kws", dest="pretrained_kws", new="--pretrained-source-kws", **old)
     parser.add_argument(
-        "--pretrained-kws",
+        "--pretrained-source-kws",
+        dest="pretrained_kws",
         default="results/demo/pretrain/words/encoder",
         help="pretrained encoder folder of the kws transfer runs (default: the demo's encoder "
         "fine-tuned on the source words)",
     )
     parser.add_argument("--out", default=out, help=f"output folder (default: {out})")
-    parser.add_argument("--jobs", type=int, default=2, help="runs side by side (default: 2)")
+    parser.add_argument("--jobs", type=int, default=2, help="processes at a time: runs side by side (default: 2)")
     parser.add_argument(
         "--recipes",
         default=None,
@@ -254,8 +260,8 @@ def add_parsers(commands):
         help="learning curves: tasks x methods x shots x seeds",
         epilog=example(
             "sbx curve --recipe recipes/FSDD/KWS --data results/FSDD/manifests --shots 1,10 --seeds 3 \\\n"
-            "    --methods scratch,finetune,ge2e_frozen --pretrained results/demo/pretrain/words/encoder \\\n"
-            "    --pretrained ge2e=results/ge2e --out results/fsdd_curves"
+            "    --methods scratch,finetune,ge2e_frozen --pretrained-source results/demo/pretrain/words/encoder \\\n"
+            "    --pretrained-source ge2e=results/ge2e --out results/fsdd_curves"
         ),
     )
     _add_grid_options(curve, out="results/curves", shots="1,3,10")

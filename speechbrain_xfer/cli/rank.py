@@ -6,7 +6,7 @@ import logging
 import os
 import shlex
 
-from speechbrain_xfer.cli.common import example, recipes_root, report_failures, seeds
+from speechbrain_xfer.cli.common import SEEDS_HELP, example, recipes_root, report_failures, seeds
 
 logger = logging.getLogger("speechbrain_xfer")
 
@@ -133,8 +133,8 @@ def add_parsers(commands):
     check.add_argument("--task", default="kws,intent,emotion", help="comma-separated (default: kws,intent,emotion)")
     check.add_argument("--data", default="results/demo/data", help="SynthSpeech corpus root")
     check.add_argument("--shots", type=int, default=10, help="examples per class of the training set (default: 10)")
-    check.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds per candidate (default: 3)")
-    check.add_argument("--jobs", type=int, default=2, help="runs at a time (default: 2)")
+    check.add_argument("--seeds", default="3", help=f"fine-tuning seeds per candidate: {SEEDS_HELP} (default: 3)")
+    check.add_argument("--jobs", type=int, default=2, help="processes at a time: runs side by side (default: 2)")
     check.add_argument("--out", default="results/rank_check", help="output folder (default: results/rank_check)")
     check.add_argument("--recipes", default=None, help="recipes/SynthSpeech folder (default: the repository's)")
     check.add_argument("--recipe-args", default="", help="extra arguments for every run, written with '='")

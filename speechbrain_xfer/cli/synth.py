@@ -16,7 +16,12 @@ def add_synth_options(parser):
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiplies the training utterances per speaker (default: 1.0)"
     )
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes at a time: synthesis workers (default: all cores)",
+    )
 
 
 def synth_options(args):
@@ -29,7 +34,12 @@ def run(args):
     """Synthesizes SynthSpeech task corpora."""
     from speechbrain_xfer.synthspeech.synth import TASKS, synthesize_task
 
-    tasks = TASKS if args.task == "all" else (args.task,)
+    if args.task == "words":
+        logger.warning(
+            "sbx synth --task words is now --task kws, as sbx curve names it; 'words' works until the next release"
+        )
+    # The keyword task's corpus folder is words/ (its source and target words).
+    tasks = TASKS if args.task == "all" else ("words" if args.task in ("kws", "words") else args.task,)
     options = synth_options(args)
     for task in tasks:
         start = time.perf_counter()
@@ -41,14 +51,18 @@ def run(args):
 
 
 def add_parser(commands):
-    from speechbrain_xfer.synthspeech.synth import TASKS
-
     parser = commands.add_parser(
         "synth",
         help="synthesize a SynthSpeech corpus with espeak-ng",
-        epilog=example("sbx synth --task words --out results/corpus --speakers 20"),
+        epilog=example("sbx synth --task kws --out results/corpus --speakers 20"),
     )
-    parser.add_argument("--task", choices=(*TASKS, "all"), default="all")
+    parser.add_argument(
+        "--task",
+        choices=("kws", "intent", "emotion", "asr", "all", "words"),
+        default="all",
+        metavar="{kws,intent,emotion,asr,all}",
+        help="the task's corpus, named as sbx curve names it (default: all)",
+    )
     parser.add_argument("--out", required=True, help="corpus root folder")
     add_synth_options(parser)
     parser.set_defaults(func=run)

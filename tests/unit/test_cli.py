@@ -14,7 +14,7 @@ def test_help_lists_the_commands():
 
 def test_synth_writes_a_task_corpus(tmp_path, capsys):
     assert (
-        main(["synth", "--task", "words", "--out", str(tmp_path), "--speakers", "4", "--scale", "0.1", "--jobs", "2"])
+        main(["synth", "--task", "kws", "--out", str(tmp_path), "--speakers", "4", "--scale", "0.1", "--jobs", "2"])
         == 0
     )
     assert "words/target" in capsys.readouterr().out
@@ -100,3 +100,21 @@ def test_every_command_has_its_own_module_and_its_help_ends_with_a_runnable_exam
         text = capsys.readouterr().out
         example = text.rsplit("example:\n", 1)[-1]
         assert "example:\n  sbx " + name + " " in text and example.strip().startswith(f"sbx {name} "), name
+
+
+def test_the_old_spellings_still_work_and_warn(caplog):
+    import logging
+
+    from speechbrain_xfer.cli import build_parser
+    from speechbrain_xfer.cli.common import seeds
+
+    caplog.set_level(logging.WARNING, logger="speechbrain_xfer")
+    old = build_parser().parse_args(["curve", "--pretrained", "a", "--pretrained", "ge2e=b", "--pretrained-kws", "w"])
+    new = build_parser().parse_args(["curve", "--pretrained-source", "a", "--pretrained-source", "ge2e=b"])
+    assert old.pretrained == new.pretrained == ["a", "ge2e=b"] and old.pretrained_kws == "w"
+    assert new.pretrained_kws == "results/demo/pretrain/words/encoder"  # the default, untouched by the old option
+    warned = [r.getMessage() for r in caplog.records]
+    assert "--pretrained is now --pretrained-source; the old spelling works until the next release" in warned
+    assert any(m.startswith("--pretrained-kws is now --pretrained-source-kws") for m in warned)
+    assert seeds("3") == [1, 2, 3] and seeds("2,5") == [2, 5]  # a count or a list, for every command
+    assert build_parser().parse_args(["rank-check", "c=x", "--seeds", "1,2"]).seeds == "1,2"
