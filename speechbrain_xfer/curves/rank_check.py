@@ -184,8 +184,9 @@ def taus_against_curves(ranked, curve_rows, shots):
     -------
     list of dict
         Per method (``finetune`` for ``finetune``, ``hf_finetune`` and ``ge2e_finetune`` alike) with runs from
-        two candidates or more: ``method``, ``candidates`` (``[(candidate, logme, mean accuracy)]``, best
-        LogME first) and ``tau`` (None with fewer than 3 candidates).
+        two candidates or more, then :data:`BEST_METHOD` (each candidate's best method): ``method``,
+        ``candidates`` (``[(candidate, logme, mean accuracy)]``, best LogME first) and ``tau`` (None with fewer
+        than 3 candidates).
     """
     from scipy.stats import kendalltau
 
@@ -195,14 +196,24 @@ def taus_against_curves(ranked, curve_rows, shots):
         source = os.path.normpath(row.get("source") or "") if row.get("source") else None
         if source in scores and str(row["shots"]) == str(shots):
             values.setdefault(row["method"], {}).setdefault(source, []).append(float(row["value"]))
+    means = {method: {c: statistics.fmean(v) for c, v in by_source.items()} for method, by_source in values.items()}
+    # Each candidate's best method: what a user who fine-tunes each source its best way gets from it.
+    best = {}
+    for by_source in means.values():
+        for candidate, mean in by_source.items():
+            best[candidate] = max(best.get(candidate, mean), mean)
     results = []
-    for method, by_source in values.items():
+    for method, by_source in [*means.items(), (BEST_METHOD, best)]:
         if len(by_source) < 2:
             continue
-        points = sorted(((c, scores[c], statistics.fmean(v)) for c, v in by_source.items()), key=lambda p: -p[1])
+        points = sorted(((c, scores[c], acc) for c, acc in by_source.items()), key=lambda p: -p[1])
         tau = kendalltau([p[1] for p in points], [p[2] for p in points]).statistic if len(points) >= 3 else None
         results.append({"method": method, "candidates": points, "tau": None if tau is None else float(tau)})
     return results
+
+
+BEST_METHOD = "best method of each"
+"""The row of :func:`taus_against_curves` that compares each candidate's best method."""
 
 
 def time_ratio(rows):

@@ -110,3 +110,30 @@ def test_a_ge2e_folder_is_a_candidate_and_the_ranking_is_checked_against_a_grid(
     [finetune] = [line for line in table.splitlines() if line.startswith("| finetune |")]
     assert finetune.endswith(f"| {expected:.2f} |") and "ge2e (" in finetune
     assert "| frozen |" not in table and "| scratch |" not in table  # one candidate, or none: no tau
+    [best] = [line for line in table.splitlines() if line.startswith("| best method of each |")]
+    assert best.endswith(f"| {expected:.2f} |")  # here each candidate's only method
+
+
+def test_taus_against_curves_compares_each_method_and_each_candidates_best():
+    from speechbrain_xfer.curves.rank_check import BEST_METHOD, taus_against_curves
+
+    ranked = [{"candidate": c, "layer": "last", "logme": score} for c, score in (("a", 0.3), ("b", 0.2), ("c/", 0.1))]
+    rows = [
+        {"method": method, "shots": "10", "source": source, "value": str(value)}
+        for method, source, value in [
+            ("finetune", "a", 0.9), ("finetune", "b", 0.5), ("finetune", "c", 0.6),
+            ("frozen", "a", 0.2), ("frozen", "c", 0.7),
+            ("finetune", "a", 0.1),  # a second seed: a's finetune mean is 0.5
+            ("scratch", "", 0.4),  # no source: not a candidate's
+        ]
+    ]  # fmt: skip
+    results = {r["method"]: r for r in taus_against_curves(ranked, rows, shots=10)}
+    assert set(results) == {"finetune", "frozen", BEST_METHOD}
+    assert [(c, round(acc, 3)) for c, _, acc in results["finetune"]["candidates"]] == [
+        ("a", 0.5),
+        ("b", 0.5),
+        ("c", 0.6),
+    ]
+    assert results["frozen"]["tau"] is None  # two candidates
+    assert [round(acc, 3) for _, _, acc in results[BEST_METHOD]["candidates"]] == [0.5, 0.5, 0.7]
+    assert results[BEST_METHOD]["tau"] == pytest.approx(-0.8164965809)  # scipy's tau-b with a tie
