@@ -2,7 +2,7 @@
 """Spoken digits of real speakers (FSDD) with a (pretrained) encoder and a pooling classifier head.
 
     python train.py hparams/finetune.yaml --data_folder /data/free-spoken-digit-dataset \
-        --pretrained_source results/demo/pretrain/words/encoder
+        --pretrained_source results/demo/pretrain/words_bandlimit/encoder
 
 The method (scratch, finetune, l2sp, frozen, lora, hf_*) is the YAML file. ``--data_folder`` is the dataset's
 folder (its manifests are written to ``manifest_folder`` first) or a folder ``fsdd_prepare.py`` wrote.
