@@ -54,7 +54,7 @@ def _grid_runs(args, command, out):
 
 
 def _targets(args, command, methods, shots, out):
-    """The grid's targets: ``--recipe`` on ``--data``, or SynthSpeech tasks (``--task``) in the corpus ``--data``."""
+    """The grid's targets: ``--recipe`` on ``--data-folder``, or SynthSpeech tasks (``--task``) in that corpus."""
     from speechbrain_xfer.curves.grid import TASKS, data_target, synthspeech_target
 
     if args.recipe:
@@ -67,7 +67,7 @@ def _targets(args, command, methods, shots, out):
         raise SystemExit(f"sbx {command}: unknown task(s) {unknown}; choose from {sorted(TASKS)}")
     if not os.path.isdir(args.data):
         raise SystemExit(
-            f"sbx {command}: --data {args.data}: no such folder (a SynthSpeech corpus: sbx synth or sbx demo "
+            f"sbx {command}: --data-folder {args.data}: no such folder (a SynthSpeech corpus: sbx synth or sbx demo "
             f"makes one; for a folder with train.csv, valid.csv and test.csv, pass --recipe)"
         )
     return [synthspeech_target(t, recipes_root(args), args.data, shots, out) for t in tasks]
@@ -188,16 +188,18 @@ def _add_grid_options(parser, out, shots):
     parser.add_argument(
         "--task",
         default=None,
-        help="SynthSpeech tasks in the corpus --data, comma-separated: kws, intent, emotion, asr (default: kws)",
+        help="SynthSpeech tasks in the corpus --data-folder, comma-separated: kws, intent, emotion, asr (default: kws)",
     )
     parser.add_argument(
         "--recipe",
         default=None,
-        help="a recipe folder (train.py, hparams/<method>.yaml) to run on --data, a folder with train.csv, "
+        help="a recipe folder (train.py, hparams/<method>.yaml) to run on --data-folder, a folder with train.csv, "
         "valid.csv and test.csv, instead of a SynthSpeech --task",
     )
     parser.add_argument(
-        "--name", default=None, help="with --recipe: the task's name in the report (default: the --data folder's)"
+        "--name",
+        default=None,
+        help="with --recipe: the task's name in the report (default: the --data-folder folder's)",
     )
     parser.add_argument(
         "--shots", default=shots, help=f"examples per class (asr: training sentences), or 'all' (default: {shots})"
@@ -208,8 +210,10 @@ def _add_grid_options(parser, out, shots):
         help="recipe YAML names (default: scratch,finetune,l2sp,frozen)",
     )
     parser.add_argument("--seeds", default="1", help=f"{SEEDS_HELP} (default: 1)")
+    parser.add_argument("--data", dest="data", new="--data-folder", action=DeprecatedOption, default=argparse.SUPPRESS)
     parser.add_argument(
-        "--data",
+        "--data-folder",
+        dest="data",
         default="results/demo/data",
         help="SynthSpeech corpus root; with --recipe, the folder with train.csv, valid.csv and test.csv "
         "(default: results/demo/data)",
@@ -259,7 +263,7 @@ def add_parsers(commands):
         "curve",
         help="learning curves: tasks x methods x shots x seeds",
         epilog=example(
-            "sbx curve --recipe recipes/FSDD/KWS --data results/FSDD/manifests --shots 1,10 --seeds 3 \\\n"
+            "sbx curve --recipe recipes/FSDD/KWS --data-folder results/FSDD/manifests --shots 1,10 --seeds 3 \\\n"
             "    --methods scratch,finetune,ge2e_frozen --pretrained-source results/demo/pretrain/words/encoder \\\n"
             "    --pretrained-source ge2e=results/ge2e --out results/fsdd_curves"
         ),

@@ -1,12 +1,13 @@
 """``sbx rank`` and ``sbx rank-check``: candidate encoders ranked before fine-tuning, and the ranking checked."""
 
+import argparse
 import csv
 import json
 import logging
 import os
 import shlex
 
-from speechbrain_xfer.cli.common import SEEDS_HELP, example, recipes_root, report_failures, seeds
+from speechbrain_xfer.cli.common import SEEDS_HELP, DeprecatedOption, example, recipes_root, report_failures, seeds
 
 logger = logging.getLogger("speechbrain_xfer")
 
@@ -131,7 +132,8 @@ def add_parsers(commands):
         "encoder)",
     )
     check.add_argument("--task", default="kws,intent,emotion", help="comma-separated (default: kws,intent,emotion)")
-    check.add_argument("--data", default="results/demo/data", help="SynthSpeech corpus root")
+    check.add_argument("--data", dest="data", new="--data-folder", action=DeprecatedOption, default=argparse.SUPPRESS)
+    check.add_argument("--data-folder", dest="data", default="results/demo/data", help="SynthSpeech corpus root")
     check.add_argument("--shots", type=int, default=10, help="examples per class of the training set (default: 10)")
     check.add_argument("--seeds", default="3", help=f"fine-tuning seeds per candidate: {SEEDS_HELP} (default: 3)")
     check.add_argument("--jobs", type=int, default=2, help="processes at a time: runs side by side (default: 2)")

@@ -128,13 +128,13 @@ def data_target(recipe, data, methods, shots, out, name=None):
     if not os.path.isdir(recipe) or not os.path.isfile(os.path.join(recipe, "train.py")):
         raise GridInputError(f"--recipe {recipe}: not a recipe folder (it needs train.py and hparams/)")
     if not os.path.isdir(data):
-        raise GridInputError(f"--data {data}: no such folder")
+        raise GridInputError(f"--data-folder {data}: no such folder")
     missing = [f for f in DATA_FILES if not os.path.isfile(os.path.join(data, f))]
     if missing:
         prepare = sorted(glob.glob(os.path.join(recipe, "*_prepare.py")))
         hint = f"; for a download of the recipe's dataset, run {prepare[0]} first" if prepare else ""
         raise GridInputError(
-            f"--data {data}: no {', '.join(missing)}; the folder needs train.csv, valid.csv and test.csv "
+            f"--data-folder {data}: no {', '.join(missing)}; the folder needs train.csv, valid.csv and test.csv "
             f"(columns ID, wav and the label; see docs/own_data.md){hint}"
         )
     yaml = os.path.join(recipe, "hparams", f"{methods[0]}.yaml")

@@ -70,7 +70,7 @@ class FinishedRun:
 
     def dataset(self):
         """The data set the run trained on, for the model card: the recipe's, or, for a SynthSpeech recipe (or
-        a YAML kept elsewhere) run on other data (``sbx curve --recipe ... --data <folder>``), the name of
+        a YAML kept elsewhere) run on other data (``sbx curve --recipe ... --data-folder <folder>``), the name of
         that data folder."""
         recipe_dataset = self.recipe()[0]
         folder = self.hparams.get("data_folder")

@@ -118,3 +118,6 @@ def test_the_old_spellings_still_work_and_warn(caplog):
     assert any(m.startswith("--pretrained-kws is now --pretrained-source-kws") for m in warned)
     assert seeds("3") == [1, 2, 3] and seeds("2,5") == [2, 5]  # a count or a list, for every command
     assert build_parser().parse_args(["rank-check", "c=x", "--seeds", "1,2"]).seeds == "1,2"
+    assert build_parser().parse_args(["curve", "--data", "d"]).data == "d"  # now --data-folder
+    assert build_parser().parse_args(["rank-check", "c=x", "--data", "d"]).data == "d"
+    assert "--data is now --data-folder; the old spelling works until the next release" in caplog.messages

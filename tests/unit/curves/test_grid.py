@@ -306,7 +306,7 @@ def test_a_data_folder_holding_the_k_shot_lists_is_read_as_it_is(tmp_path):
 @pytest.mark.parametrize(
     ("missing", "message"),
     [
-        ("folder", "--data .*mine: no such folder"),
+        ("folder", "--data-folder .*mine: no such folder"),
         ("valid.csv", "no valid.csv; the folder needs train.csv, valid.csv and test.csv"),
         ("yaml", "no hparams/nomethod.yaml"),
     ],
