@@ -34,9 +34,9 @@ def _grid_runs(args, command, out):
     except (GridInputError, ValueError) as err:
         raise SystemExit(f"sbx {command}: {err}") from None
     # A ConvEncoder or GE2E source is a folder with encoder.ckpt; a hub-format one has config.json.
-    checked = set()
+    checked, sources, task_sources = set(), _pretrained(args), _task_sources(args)
     for run in runs:
-        folder = run_source(run, _pretrained(args), _task_sources(args))
+        folder = run_source(run, sources, task_sources)
         if folder is None or (folder, run.encoder) in checked:
             continue
         checked.add((folder, run.encoder))
@@ -74,8 +74,8 @@ def _targets(args, command, methods, shots, out):
 
 
 def _pretrained(args):
-    """The pretrained sources of the transfer runs, ``{encoder: folder}`` (``""``: the others): ``--pretrained``,
-    else the demo's for the encoder."""
+    """The pretrained sources of the transfer runs, ``{encoder: folder}`` (``""``: the others):
+    ``--pretrained-source``, else the demo's for the encoder."""
     from speechbrain_xfer.curves.grid import ENCODERS
 
     default = "results/demo/pretrain/hf/encoder" if args.encoder == "hf" else "results/demo/pretrain/encoder"

@@ -193,7 +193,7 @@ def taus_against_curves(ranked, curve_rows, shots):
     scores = {os.path.normpath(r["candidate"]): r["logme"] for r in ranked if r["layer"] == "last"}
     values = {}
     for row in curve_rows:
-        source = os.path.normpath(row.get("source") or "") if row.get("source") else None
+        source = os.path.normpath(row["source"]) if row.get("source") else None  # scratch has none
         if source in scores and str(row["shots"]) == str(shots):
             values.setdefault(row["method"], {}).setdefault(source, []).append(float(row["value"]))
     means = {method: {c: statistics.fmean(v) for c, v in by_source.items()} for method, by_source in values.items()}

@@ -69,7 +69,7 @@ def best_valid(summary):
     return max(scores) if summary["higher_is_better"] else min(scores)
 
 
-def run_source(run):
+def recorded_source(run):
     """The ``pretrained_source`` a run started from, as its ``hyperparams.yaml`` records it; "" for scratch.
 
     Read from the run's own record, so that a report names the source of runs made by an earlier command too.
@@ -113,7 +113,7 @@ def curve_rows(summaries):
                 "steps": summary["steps"],
                 "steps_to_scratch": "" if reached is None else reached,
                 "encoder": run.encoder,
-                "source": run_source(run),
+                "source": recorded_source(run),
             }
         )
     return rows

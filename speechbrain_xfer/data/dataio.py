@@ -11,11 +11,11 @@ import torch
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.dataio.preprocess import AudioNormalizer
 
-# ManifestError is defined with the checks that raise most of them; it is imported from here too.
-from speechbrain_xfer.data.manifest import read_manifest
+# ManifestError (of data.manifest) is imported from here too.
+from speechbrain_xfer.data.manifest import ManifestError, read_manifest
 from speechbrain_xfer.data.sampling import item_durations
 from speechbrain_xfer.data.tokenizers import TRANSCRIPT, CharTokenizer, SentencePieceTokenizer
-from speechbrain_xfer.data.validation import SAMPLE_RATE, ManifestError, active_cache_folder, check_manifests
+from speechbrain_xfer.data.validation import SAMPLE_RATE, active_cache_folder, check_manifests
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +68,15 @@ def read_mono_16k(path):
     >>> audio.shape, round(float(audio[8000]), 3)
     (torch.Size([16000]), 0.3)
     """
+    return _read_16k_mono(path)[0]
+
+
+def _read_16k_mono(path):
+    """``(audio, converted)``: the audio of ``path`` at 16 kHz mono, and whether it had to be converted."""
     audio, rate = sb.dataio.audio_io.load(path, channels_first=False)
     if rate == SAMPLE_RATE and audio.shape[1] == 1:
-        return audio[:, 0]
-    return _TO_16K_MONO(audio, rate)
+        return audio[:, 0], False
+    return _TO_16K_MONO(audio, rate), True
 
 
 RESAMPLED_FOLDER = "audio_16k"
@@ -122,11 +127,10 @@ class ResampledAudioCache:
             return audio
         except (FileNotFoundError, ValueError, EOFError):  # not there yet, or cut short by a kill: convert again
             pass
-        audio, rate = sb.dataio.audio_io.load(path, channels_first=False)
-        if rate == SAMPLE_RATE and audio.shape[1] == 1:
+        audio, converted = _read_16k_mono(path)
+        if not converted:
             self.native.add(path)
-            return audio[:, 0]
-        audio = _TO_16K_MONO(audio, rate)
+            return audio
         self._keep(cached, audio)
         self.converted += 1
         return audio

@@ -30,8 +30,8 @@ def imports(path):
 
 
 def part(relative):
-    """The layer name of a file (``data/dataio.py`` -> ``data``) or of a module (``speechbrain_xfer.data.x``)."""
-    return relative.split("/")[0].removesuffix(".py") if "/" in relative or relative.endswith(".py") else relative
+    """The layer of a file: its subpackage, or its module at the top (``data/dataio.py`` -> ``data``)."""
+    return relative.split("/")[0].removesuffix(".py")
 
 
 def test_every_import_runs_down_the_layers():
