@@ -42,6 +42,7 @@ class RunRecord:
         self.previous_train_time = 0.0
         self._started = None
         self._recovered = False
+        self._pending_rng = None
 
     def start(self):
         """Marks the start of training in this process: no later recovery changes the record."""
@@ -71,8 +72,19 @@ class RunRecord:
         self.valid_history = [tuple(item) for item in saved["valid_history"]]
         self.previous_train_time = saved["train_time_s"]
         if os.path.isfile(f"{path}.rng.pt"):
-            load_rng_states(f"{path}.rng.pt")
+            if end_of_epoch:
+                load_rng_states(f"{path}.rng.pt")
+            else:
+                # Saved in the middle of an epoch, after the epoch's data loader drew its seed from the generator:
+                # the resumed epoch draws it again, so the states are restored after that, at the next batch.
+                self._pending_rng = f"{path}.rng.pt"
         self._recovered = True
+
+    def restore_pending_rng(self):
+        """Restores the random states of an intra-epoch checkpoint (once; called at the first batch after it)."""
+        if self._pending_rng is not None:
+            load_rng_states(self._pending_rng)
+            self._pending_rng = None
 
     def write_summary(self, path, metric, higher_is_better, test_stats, train_time, steps, recipe_file=None):
         """Writes ``summary.json``: the test metric, the validation history, the run's cost and its recipe.

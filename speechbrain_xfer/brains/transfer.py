@@ -39,6 +39,7 @@ from speechbrain_xfer.brains.stage_end import end_evaluation
 from speechbrain_xfer.checkpoints import warn_if_plain_checkpointer
 from speechbrain_xfer.data.sampling import training_sampler
 from speechbrain_xfer.lobes.inference import encode_waveforms
+from speechbrain_xfer.preemption import CHECKPOINTED_EXIT, StopSignal
 from speechbrain_xfer.speechbrain_overrides import CPUDistributedWrapping
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
             warn_if_plain_checkpointer(self.checkpointer)
         self._anchors_captured = False
         self._nonfinite_loss = False
+        self._stop = StopSignal()
 
     @property
     def regularizers(self):
@@ -190,6 +192,7 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
             self._anchors_captured = True
         super().on_fit_start()
         self.record.start()
+        self._stop.install()
         # Imported here: the encoders package loads transformers, which a Brain without a hub encoder never needs.
         from speechbrain_xfer.encoders.adapters import parameter_summary
 
@@ -200,7 +203,28 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
         if stage == sb.Stage.TRAIN:
             self.objective.reset()
 
+    # -- a scheduler's warning signal (speechbrain_xfer.preemption) --------
+    def _should_save_intra_epoch_ckpt(self, last_ckpt_time, steps_since_ckpt):
+        return self._stop_requested() or super()._should_save_intra_epoch_ckpt(last_ckpt_time, steps_since_ckpt)
+
+    def _save_intra_epoch_ckpt(self):
+        super()._save_intra_epoch_ckpt()
+        if self._stop.received:
+            logger.warning("stopped by a signal after step %d, checkpoint saved: the same command resumes", self.step)
+            raise SystemExit(CHECKPOINTED_EXIT)
+
+    def _stop_requested(self):
+        """Whether the stop signal arrived (rank 0's word under DDP, so that every process saves and exits)."""
+        if self._stop.signum is None or self.checkpointer is None:
+            return False
+        decision = [self._stop.received]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.broadcast_object_list(decision, src=0)
+            self._stop.received = decision[0]
+        return decision[0]
+
     def on_fit_batch_start(self, batch, should_step):
+        self.record.restore_pending_rng()
         # A schedule that never freezes changes nothing: skip walking the encoder's layers at every batch.
         if "encoder" in self.modules and self.schedule.ever_freezes:
             self.schedule.apply(encoder_layers(self.modules.encoder), self.optimizer_step)

@@ -70,3 +70,70 @@ def report_failures(failed):
         logger.error("%d runs failed; rerun the same command to retry only them", len(failed))
         return 1
     return 0
+
+
+def add_launcher_options(parser):
+    """``--launcher`` and the ``--slurm-*`` options of the grid commands (curve, tune, rank-check)."""
+    group = parser.add_argument_group("launcher (docs/cluster.md)")
+    group.add_argument(
+        "--launcher",
+        choices=("local", "slurm"),
+        default="local",
+        help="local: --jobs processes on this machine; slurm: one SLURM job per run, submitted through submitit "
+        "(run the same command again to wait for jobs already submitted) (default: local)",
+    )
+    group.add_argument("--slurm-partition", default=None, help="sbatch --partition")
+    group.add_argument("--slurm-time", type=int, default=60, help="sbatch --time of each run, in minutes (default: 60)")
+    group.add_argument(
+        "--slurm-cpus-per-run", type=int, default=1, help="sbatch --cpus-per-task; the run's torch threads (default: 1)"
+    )
+    group.add_argument(
+        "--slurm-gpus-per-run",
+        type=int,
+        default=0,
+        help="sbatch --gpus-per-node; above 1 the run is launched with torchrun, one process per GPU (default: 0)",
+    )
+    group.add_argument("--slurm-mem-gb", type=float, default=None, help="sbatch --mem, in GB")
+    group.add_argument(
+        "--slurm-signal-delay",
+        type=int,
+        default=120,
+        help="seconds of warning before a preemption or the time limit, in which a run saves a checkpoint before "
+        "it is requeued (sbatch --signal=USR2@<seconds>) (default: 120)",
+    )
+    group.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other sbatch option, repeatable: --slurm account=speech --slurm qos=low",
+    )
+    group.add_argument(
+        "--slurm-poll", type=float, default=10.0, help="seconds between two looks at the queue (default: 10)"
+    )
+
+
+def launcher(args, out):
+    """The launcher the options name: None for local, else a :class:`~speechbrain_xfer.curves.slurm.SlurmLauncher`
+    whose files go to ``<out>/slurm``."""
+    if args.launcher == "local":
+        return None
+    from speechbrain_xfer.curves.slurm import SlurmLauncher
+
+    extra = {}
+    for item in args.slurm:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise SystemExit(f"sbx {args.command}: --slurm {item}: write KEY=VALUE, e.g. --slurm account=speech")
+        extra[key.removeprefix("--").replace("-", "_")] = value
+    return SlurmLauncher(
+        folder=os.path.join(os.path.abspath(out), "slurm"),
+        partition=args.slurm_partition,
+        time_min=args.slurm_time,
+        cpus_per_run=args.slurm_cpus_per_run,
+        gpus_per_run=args.slurm_gpus_per_run,
+        mem_gb=args.slurm_mem_gb,
+        signal_delay_s=args.slurm_signal_delay,
+        sbatch=extra,
+        poll_s=args.slurm_poll,
+    )

@@ -7,7 +7,16 @@ import os
 import shlex
 import time
 
-from speechbrain_xfer.cli.common import SEEDS_HELP, DeprecatedOption, example, recipes_root, report_failures, seeds
+from speechbrain_xfer.cli.common import (
+    SEEDS_HELP,
+    DeprecatedOption,
+    add_launcher_options,
+    example,
+    launcher,
+    recipes_root,
+    report_failures,
+    seeds,
+)
 
 logger = logging.getLogger("speechbrain_xfer")
 
@@ -97,7 +106,9 @@ def _task_sources(args):
     return {"kws": args.pretrained_kws} if args.encoder == "conv" else {}
 
 
-def _run(args, runs, out, extra=()):
+def _run(args, runs, out, extra=(), on=None, wait=True):
+    """Runs a grid's pending runs here, or submits them to the launcher ``on`` (waiting for them unless
+    ``wait`` is False); returns the failed runs."""
     from speechbrain_xfer.curves.grid import cache_folder, run_grid
 
     return run_grid(
@@ -106,9 +117,12 @@ def _run(args, runs, out, extra=()):
         None,
         _pretrained(args),
         jobs=args.jobs,
+        threads=args.threads,
         extra_overrides=[*shlex.split(args.recipe_args), *extra],
         task_sources=_task_sources(args),
         cache=cache_folder(out),
+        launcher=on,
+        wait=wait,
     )
 
 
@@ -120,7 +134,7 @@ def run_curve(args):
 
     methods, runs = _grid_runs(args, "curve", args.out)
     start = time.perf_counter()
-    failed = _run(args, runs, args.out)
+    failed = _run(args, runs, args.out, on=launcher(args, args.out))
     summaries = read_summaries(runs)
     rows = write_report(summaries, args.out, methods_order=methods)
     if rows:  # curves.md ends with the clips per class each method needs for --target
@@ -163,10 +177,13 @@ def run_tune(args):
 
     lrs = [lr.strip() for lr in args.lrs.split(",")]
     grids = {lr: _grid_runs(args, "tune", lr_folder(args.out, lr))[1] for lr in lrs}
-    failed = []
+    failed, on = [], launcher(args, args.out)
     for lr, runs in grids.items():
         logger.info("learning rate %s", lr)
-        failed += _run(args, runs, lr_folder(args.out, lr), extra=["--lr", lr])
+        # On SLURM, every learning rate's jobs are queued before waiting for any.
+        failed += _run(args, runs, lr_folder(args.out, lr), extra=["--lr", lr], on=on, wait=on is None)
+    if on is not None:
+        failed += on.wait()
     rows = tuning_rows({lr: read_summaries(runs) for lr, runs in grids.items()})
     chosen = write_tuning_report(rows, lrs, args.out)
     for (task, method, shots), lr in sorted(chosen.items(), key=str):
@@ -245,7 +262,16 @@ def _add_grid_options(parser, out, shots):
         "fine-tuned on the source words)",
     )
     parser.add_argument("--out", default=out, help=f"output folder (default: {out})")
-    parser.add_argument("--jobs", type=int, default=2, help="processes at a time: runs side by side (default: 2)")
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="local launcher: processes at a time, runs side by side (default: 2)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="local launcher: torch threads of each run (default: the cores divided by --jobs)",
+    )
+    add_launcher_options(parser)
     parser.add_argument(
         "--recipes",
         default=None,

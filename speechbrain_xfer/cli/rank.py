@@ -7,7 +7,16 @@ import logging
 import os
 import shlex
 
-from speechbrain_xfer.cli.common import SEEDS_HELP, DeprecatedOption, example, recipes_root, report_failures, seeds
+from speechbrain_xfer.cli.common import (
+    SEEDS_HELP,
+    DeprecatedOption,
+    add_launcher_options,
+    example,
+    launcher,
+    recipes_root,
+    report_failures,
+    seeds,
+)
 
 logger = logging.getLogger("speechbrain_xfer")
 
@@ -84,6 +93,7 @@ def run_check(args):
         seeds=chosen_seeds,
         jobs=args.jobs,
         recipe_args=shlex.split(args.recipe_args),
+        launcher=launcher(args, args.out),
     )
     return report_failures(failed)
 
@@ -136,7 +146,10 @@ def add_parsers(commands):
     check.add_argument("--data-folder", dest="data", default="results/demo/data", help="SynthSpeech corpus root")
     check.add_argument("--shots", type=int, default=10, help="examples per class of the training set (default: 10)")
     check.add_argument("--seeds", default="3", help=f"fine-tuning seeds per candidate: {SEEDS_HELP} (default: 3)")
-    check.add_argument("--jobs", type=int, default=2, help="processes at a time: runs side by side (default: 2)")
+    check.add_argument(
+        "--jobs", type=int, default=2, help="local launcher: processes at a time, runs side by side (default: 2)"
+    )
+    add_launcher_options(check)
     check.add_argument("--out", default="results/rank_check", help="output folder (default: results/rank_check)")
     check.add_argument("--recipes", default=None, help="recipes/SynthSpeech folder (default: the repository's)")
     check.add_argument("--recipe-args", default="", help="extra arguments for every run, written with '='")

@@ -232,6 +232,8 @@ def run_grid(
     before=None,
     task_sources=None,
     cache=None,
+    launcher=None,
+    wait=True,
 ):
     """Runs the pending runs, ``jobs`` at a time; returns the runs that failed.
 
@@ -245,8 +247,23 @@ def run_grid(
     every other run waits for it. An exception in it stops the grid.
 
     ``cache`` is every run's ``--cache_folder`` (see :func:`cache_folder`).
+
+    ``launcher``: a :class:`~speechbrain_xfer.curves.slurm.SlurmLauncher` runs them as SLURM jobs instead
+    (``jobs`` and ``threads`` unused); with ``wait=False`` it only submits them, and ``launcher.wait()``
+    later waits for every grid submitted so far.
     """
     pending = [r for r in runs if not os.path.isfile(r.summary_path)]
+    commands = {
+        r: run_command(r, recipes_root, corpus_root, pretrained_source, extra_overrides, task_sources, cache)
+        for r in pending
+    }
+    if launcher is not None:
+        if before is not None:
+            raise ValueError("work that makes the pretrained source runs on the local launcher only")
+        done = len(runs) - len(pending)
+        logger.info("%d runs in the grid, %d already done, %d for SLURM", len(runs), done, len(pending))
+        launcher.submit(pending, commands)
+        return launcher.wait(progress) if wait else []
     # Longest first (fine-tuning on many shots), so that the last runs are short ones.
     pending.sort(key=lambda r: (r.method == "frozen", -(math.inf if r.shots == "all" else r.shots)))
     logger.info(
@@ -266,15 +283,7 @@ def run_grid(
     ):
 
         def submit(batch):
-            return [
-                pool.submit(
-                    _execute,
-                    r,
-                    run_command(r, recipes_root, corpus_root, pretrained_source, extra_overrides, task_sources, cache),
-                    threads,
-                )
-                for r in batch
-            ]
+            return [pool.submit(_execute, r, commands[r], threads) for r in batch]
 
         prior = pool.submit(before) if before is not None else None
         futures, collected = submit(independent), set()

@@ -254,9 +254,23 @@ def write_report(rows, taus, seconds, out):
 
 
 def run_rank_check(
-    candidates, tasks, corpus, recipes_root, out, shots=10, seeds=(1, 2, 3), jobs=2, recipe_args=(), progress=True
+    candidates,
+    tasks,
+    corpus,
+    recipes_root,
+    out,
+    shots=10,
+    seeds=(1, 2, 3),
+    jobs=2,
+    recipe_args=(),
+    progress=True,
+    launcher=None,
 ):
-    """Ranks, fine-tunes and reports (see the module); returns ``(rows, taus, failed runs)``."""
+    """Ranks, fine-tunes and reports (see the module); returns ``(rows, taus, failed runs)``.
+
+    ``launcher``: a :class:`~speechbrain_xfer.curves.slurm.SlurmLauncher` runs the fine-tuning runs as
+    SLURM jobs, every candidate's queued before waiting for any.
+    """
     os.makedirs(out, exist_ok=True)
     scores = {task: ranking(candidates, task, corpus, shots, out, progress) for task in tasks}
     failed = []
@@ -272,7 +286,11 @@ def run_rank_check(
             progress=progress,
             extra_overrides=["--noprogressbar", *candidate.overrides, *recipe_args],
             cache=cache_folder(os.path.join(out, "runs", candidate.name)),
+            launcher=launcher,
+            wait=launcher is None,
         )
+    if launcher is not None:
+        failed += launcher.wait(progress)
     rows = rows_of(candidates, tasks, shots, seeds, scores, out)
     taus = kendall_taus(rows, tasks)
     print(write_report(rows, taus, time_ratio(rows), out))

@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "speechbrain_xfer"
 
 # Low to high. A module may import its own subpackage and the layers below it.
 LAYERS = [
-    {"regularization", "speechbrain_overrides", "pretrained", "lobes"},
+    {"regularization", "speechbrain_overrides", "pretrained", "lobes", "preemption"},
     {"checkpoints", "data", "encoders"},
     {"recipe_config", "brains", "synthspeech"},
     {"transferability", "hub"},
