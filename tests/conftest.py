@@ -76,3 +76,38 @@ def fsdd_recordings():
 def ravdess_folder():
     """The speech part of RAVDESS (``Actor_01/`` ... ``Actor_24/``, 16 kHz; CC BY-NC-SA 4.0)."""
     return _real_data("ravdess")
+
+
+def _max_difference(a, b, where="state"):
+    """Largest absolute difference between two nested states (tensors, dicts, lists); their structure must match."""
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), f"{where}: keys differ"
+        return max((_max_difference(a[k], b[k], f"{where}.{k}") for k in a), default=0.0)
+    if isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{where}: lengths differ"
+        return max((_max_difference(x, y, where) for x, y in zip(a, b)), default=0.0)
+    assert a == b, f"{where}: {a!r} != {b!r}"
+    return 0.0
+
+
+def _newest_checkpoint_tensors(run_folder):
+    """Every tensor file of a run's newest checkpoint: weights, optimizer states, L2-SP anchors."""
+    import zipfile
+    from pathlib import Path
+
+    import torch
+
+    folders = list((Path(run_folder) / "save").glob("CKPT+*"))
+    assert folders, f"no checkpoint in {run_folder}"
+    newest = max(folders, key=lambda f: (f / "CKPT.yaml").stat().st_mtime)
+    return {p.stem: torch.load(p, weights_only=True) for p in newest.glob("*.ckpt") if zipfile.is_zipfile(p)}
+
+
+@pytest.fixture(scope="session")
+def checkpoint_difference():
+    """``difference(run_a, run_b)``: the largest difference between the newest checkpoints of two run folders."""
+    return lambda a, b: _max_difference(_newest_checkpoint_tensors(a), _newest_checkpoint_tensors(b))

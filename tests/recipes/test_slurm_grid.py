@@ -12,10 +12,8 @@ import shutil
 import subprocess
 import sys
 import time
-import zipfile
 
 import pytest
-import torch
 
 pytestmark = pytest.mark.slow
 
@@ -149,33 +147,8 @@ def test_a_cancelled_job_is_reported_failed_with_its_log(cluster, tiny_corpus, p
     assert "1 runs failed" in stderr
 
 
-def newest_checkpoint(run):
-    folders = [f for f in (run / "save").glob("CKPT+*")]
-    assert folders, f"no checkpoint in {run}"
-    return max(folders, key=lambda f: (f / "CKPT.yaml").stat().st_mtime)
-
-
-def weights_and_states(run):
-    """Every tensor file of the newest checkpoint: weights, optimizer states, L2-SP anchors."""
-    folder = newest_checkpoint(run)
-    return {p.stem: torch.load(p, weights_only=True) for p in folder.glob("*.ckpt") if zipfile.is_zipfile(p)}
-
-
-def max_difference(a, b):
-    if isinstance(a, torch.Tensor):
-        return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        return max((max_difference(a[k], b[k]) for k in a), default=0.0)
-    if isinstance(a, (list, tuple)):
-        assert len(a) == len(b)
-        return max((max_difference(x, y) for x, y in zip(a, b)), default=0.0)
-    assert a == b
-    return 0.0
-
-
 def test_a_preempted_job_saves_is_requeued_and_ends_with_the_uninterrupted_weights(
-    cluster, tiny_corpus, pretrained_encoder, tmp_path
+    cluster, tiny_corpus, pretrained_encoder, checkpoint_difference, tmp_path
 ):
     recipe = "--number_of_epochs=6 --steps_per_epoch=6 --batch_size=4 --noprogressbar"
     args = dict(methods="l2sp", seeds=1, shots=3, recipe_args=recipe)
@@ -200,7 +173,7 @@ def test_a_preempted_job_saves_is_requeued_and_ends_with_the_uninterrupted_weigh
     log = (run / "log.txt").read_text()
     assert "checkpoint saved: the same command resumes" in log  # saved on the signal, mid-training
     assert "SLURM job requeued (restart 1)" in log
-    assert max_difference(weights_and_states(run), weights_and_states(reference / run.relative_to(preempted))) == 0.0
+    assert checkpoint_difference(run, reference / run.relative_to(preempted)) == 0.0
     assert rows(preempted) == rows(reference)
 
 
