@@ -11,6 +11,7 @@ encoder's own optimizer and learning rate):
 
 - ``finetune``: the whole transformer trains;
 - ``l2sp``: the same with the L2-SP term (alpha 0.01);
+- ``l2sp_decoupled``: the same with the pull in the optimizer's update (``L2SP(decoupled=True)``);
 - ``lora``: LoRA (rank 8) on the attention projections, the rest frozen;
 - ``frozen``: a frozen encoder whose outputs come from the feature cache
   (``FrozenEncoderCache``, filled once from WAV files); only the head trains.
@@ -54,7 +55,7 @@ from speechbrain_xfer.encoders.adapters import ATTENTION_TARGETS
 from speechbrain_xfer.lobes import AttentionPooling, ClassifierHead
 from speechbrain_xfer.regularization import EWC, L2SP
 
-METHODS = ("finetune", "l2sp", "lora", "frozen")
+METHODS = ("finetune", "l2sp", "l2sp_decoupled", "lora", "frozen")
 EXTRA_METHODS = ("ewc", "l2sp_autograd", "ewc_autograd")
 N_CLASSES = 12  # Speech Commands v2, 12 classes
 SAMPLE_RATE = 16000
@@ -75,6 +76,8 @@ class AutogradEWC(EWC):
 def regularizer(method, encoder, heads):
     """The regularizer of ``method`` (None for none)."""
     kind = method.removesuffix("_autograd")
+    if method == "l2sp_decoupled":
+        return L2SP(encoder, heads, alpha=0.01, beta=0.0, decoupled=True)
     if kind == "l2sp":
         return (AutogradL2SP if method.endswith("_autograd") else L2SP)(encoder, heads, alpha=0.01, beta=0.0)
     if kind == "ewc":
@@ -279,6 +282,8 @@ def main():
         print(f"ewc/finetune step ratio: {medians['ewc'] / medians['finetune']:.3f}")
     if "finetune" in medians and "l2sp" in medians:
         print(f"l2sp/finetune step ratio: {medians['l2sp'] / medians['finetune']:.3f}")
+    if "finetune" in medians and "l2sp_decoupled" in medians:
+        print(f"l2sp_decoupled/finetune step ratio: {medians['l2sp_decoupled'] / medians['finetune']:.3f}")
 
 
 if __name__ == "__main__":

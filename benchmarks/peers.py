@@ -148,14 +148,16 @@ def speechbrain_recipe(model, device, precision, folder):
 
 
 class TrainerSteps:
-    """``transformers.Trainer`` on ``Wav2Vec2ForSequenceClassification``: one ``train()`` per call, timed by a
-    callback from the start to the end of each optimizer step."""
+    """``transformers.Trainer`` on ``Wav2Vec2ForSequenceClassification``, timed by a callback from the start to the
+    end of each optimizer step. Each call trains a new ``Trainer`` for the steps asked (``TrainingArguments`` fix
+    ``max_steps``) on the same model and optimizer: the steps of one long training."""
 
     def __init__(self, model, device, precision, folder, batch):
-        from transformers import Trainer, TrainerCallback, TrainingArguments, Wav2Vec2ForSequenceClassification
+        from transformers import TrainerCallback, Wav2Vec2ForSequenceClassification
 
-        classifier = Wav2Vec2ForSequenceClassification.from_pretrained(model, num_labels=N_CLASSES)
-        classifier.freeze_feature_encoder()
+        self.model = Wav2Vec2ForSequenceClassification.from_pretrained(model, num_labels=N_CLASSES)
+        self.model.freeze_feature_encoder()
+        self.optimizer = None  # the first Trainer's (its default for the device), then kept
         times = self.times = []
 
         class StepTimer(TrainerCallback):
@@ -167,6 +169,7 @@ class TrainerSteps:
                 synchronize()
                 times.append(time.perf_counter() - self.start)
 
+        self.timer = StepTimer()
         self.arguments = dict(
             output_dir=os.path.join(folder, "hf_trainer"),
             per_device_train_batch_size=batch,
@@ -178,16 +181,21 @@ class TrainerSteps:
             bf16=precision == "bf16",
             fp16=precision == "fp16",
         )
-        self.trainer = Trainer(model=classifier, args=TrainingArguments(max_steps=1, **self.arguments))
-        self.trainer.add_callback(StepTimer())
-        self.training_arguments = TrainingArguments
 
     def steps(self, items_list):
+        from transformers import Trainer, TrainingArguments
+
         dataset = [{"input_values": item["sig"], "labels": int(item["word_encoded"])} for b in items_list for item in b]
-        self.trainer.args = self.training_arguments(max_steps=len(items_list), **self.arguments)
-        self.trainer.train_dataset = dataset
+        trainer = Trainer(
+            model=self.model,
+            args=TrainingArguments(max_steps=len(items_list), **self.arguments),
+            train_dataset=dataset,
+            optimizers=(self.optimizer, None),
+            callbacks=[self.timer],
+        )
         del self.times[:]
-        self.trainer.train()
+        trainer.train()
+        self.optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # unwrapped from accelerate
         return list(self.times)
 
 

@@ -65,6 +65,8 @@ def drop_nonfinite_step(brain, loss_was_nonfinite, grad_norms=None):
     Called after clipping, with the total norms clipping computed (one check);
     a non-finite loss was counted already (``check_loss_isfinite``).
     """
+    if grad_norms and not loss_was_nonfinite and bool(torch.stack([n.float() for n in grad_norms]).isfinite().all()):
+        return  # the common case, decided without walking the parameters: every total norm, so every gradient, finite
     named = [(name, p.grad) for name, p in brain.modules.named_parameters() if p.grad is not None]
     bad = nonfinite_gradients(named, grad_norms)
     if bad and not loss_was_nonfinite:

@@ -11,7 +11,9 @@ class RegularizedObjective:
     such as L2-SP take none. A regularizer with a closed-form gradient
     (``penalty`` and ``add_gradient_``, as L2-SP has) is not back-propagated:
     its value joins the loss without a graph, and :meth:`add_closed_form_gradients`
-    adds its gradient, times its weight, to the parameters' gradients.
+    adds its gradient, times its weight, to the parameters' gradients. A regularizer with ``decoupled`` set
+    (``L2SP(decoupled=True)``) stays out of the loss: :meth:`pull_decoupled` applies it in each optimizer
+    step, and :meth:`decoupled_values` gives its value for the logs.
 
     Arguments
     ---------
@@ -62,6 +64,8 @@ class RegularizedObjective:
         """``{name: R_k}``, each computed from the forward outputs it names."""
         terms = {}
         for name, regularizer in self.regularizers.items():
+            if is_decoupled(regularizer):
+                continue
             if has_closed_form_gradient(regularizer):
                 terms[name] = regularizer.penalty()
                 continue
@@ -102,8 +106,27 @@ class RegularizedObjective:
         every process holds the same weights and anchors.
         """
         for name, regularizer in self.regularizers.items():
-            if has_closed_form_gradient(regularizer):
+            if has_closed_form_gradient(regularizer) and not is_decoupled(regularizer):
                 regularizer.add_gradient_(self.weights[name])
+
+    def pull_decoupled(self, optimizers):
+        """The decoupled terms' step, before the ``optimizers`` step: each weight by its parameter group's rate."""
+        decoupled = {name: reg for name, reg in self.regularizers.items() if is_decoupled(reg)}
+        if not decoupled:
+            return
+        rates = {id(p): group["lr"] for opt in optimizers for group in opt.param_groups for p in group["params"]}
+        for name, regularizer in decoupled.items():
+            regularizer.pull_(rates, self.weights[name])
+
+    @torch.no_grad()
+    def decoupled_values(self):
+        """``{"R_<name>": value}`` of the decoupled terms on the current weights (for the logs: one pass each)."""
+        return {f"R_{name}": float(reg()) for name, reg in self.regularizers.items() if is_decoupled(reg)}
+
+
+def is_decoupled(regularizer):
+    """Whether ``regularizer`` acts in the optimizer's update (``pull_``) instead of the loss."""
+    return bool(getattr(regularizer, "decoupled", False)) and callable(getattr(regularizer, "pull_", None))
 
 
 def has_closed_form_gradient(regularizer):

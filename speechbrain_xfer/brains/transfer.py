@@ -28,6 +28,7 @@ import logging
 
 import speechbrain as sb
 import torch
+from speechbrain.dataio.dataset import DynamicItemDataset
 
 from speechbrain_xfer.brains.nonfinite import count_nonfinite_batch, drop_nonfinite_step
 from speechbrain_xfer.brains.objective import RegularizedObjective
@@ -37,6 +38,7 @@ from speechbrain_xfer.brains.run_record import RunRecord
 from speechbrain_xfer.brains.schedules import LayerSchedule, encoder_layers
 from speechbrain_xfer.brains.stage_end import end_evaluation
 from speechbrain_xfer.checkpoints import warn_if_plain_checkpointer
+from speechbrain_xfer.data.padding import padded_batch
 from speechbrain_xfer.data.sampling import training_sampler
 from speechbrain_xfer.lobes.inference import encode_waveforms
 from speechbrain_xfer.preemption import CHECKPOINTED_EXIT, StopSignal
@@ -86,6 +88,7 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
         self._anchors_captured = False
         self._nonfinite_loss = False
         self._stop = StopSignal()
+        self._applied_schedule = None  # (the encoder's layers, the trainable count last applied)
 
     @property
     def regularizers(self):
@@ -128,12 +131,12 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
         if self.objective.count:
-            text = " ".join(f"{key}={value:.3g}" for key, value in self.term_averages().items())
+            text = " ".join(f"{key}={value:.3g}" for key, value in self.objective.averages().items())
             describe_bars(text, self.tqdm_barcolor["train"])
 
     def term_averages(self):
-        """Average of the task loss and of each R_k over the current epoch."""
-        return self.objective.averages()
+        """Average of the task loss and of each R_k over the current epoch; a decoupled term's value now."""
+        return {**self.objective.averages(), **self.objective.decoupled_values()}
 
     # -- validation, early stopping and the run summary ------------------
     #: The test metric of ``summary.json``, whether higher is better, and the
@@ -165,8 +168,11 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
 
     # -- batches, stages and schedules ------------------------------------
     def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
-        """SpeechBrain's loaders; the training sampler is :func:`~speechbrain_xfer.data.sampling.training_sampler`'s
-        (``steps_per_epoch``, ``length_grouping``), which SpeechBrain wraps for DDP as it wraps its own."""
+        """SpeechBrain's loaders, their batches padded by :func:`~speechbrain_xfer.data.padding.pad_right`; the
+        training sampler is :func:`~speechbrain_xfer.data.sampling.training_sampler`'s (``steps_per_epoch``,
+        ``length_grouping``), which SpeechBrain wraps for DDP as it wraps its own."""
+        if isinstance(dataset, DynamicItemDataset):  # where SpeechBrain would collate with PaddedBatch
+            loader_kwargs.setdefault("collate_fn", padded_batch)
         sampler = None
         if stage == sb.Stage.TRAIN:
             steps, grouping = (
@@ -202,6 +208,7 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
     def on_stage_start(self, stage, epoch=None):
         if stage == sb.Stage.TRAIN:
             self.objective.reset()
+            self._applied_schedule = None  # SpeechBrain has just put every module back in training mode
 
     # -- a scheduler's warning signal (speechbrain_xfer.preemption) --------
     def _should_save_intra_epoch_ckpt(self, last_ckpt_time, steps_since_ckpt):
@@ -225,9 +232,15 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
 
     def on_fit_batch_start(self, batch, should_step):
         self.record.restore_pending_rng()
-        # A schedule that never freezes changes nothing: skip walking the encoder's layers at every batch.
+        # A schedule that never freezes changes nothing; one that does is applied when the number of trainable
+        # layers changes, and at the start of each epoch (SpeechBrain's train() undoes the frozen layers' eval
+        # mode): not at every batch, whose walk over the layers was 5 % of a cached linear-probing epoch.
         if "encoder" in self.modules and self.schedule.ever_freezes:
-            self.schedule.apply(encoder_layers(self.modules.encoder), self.optimizer_step)
+            if self._applied_schedule is None:
+                self._applied_schedule = (encoder_layers(self.modules.encoder), None)
+            layers, applied = self._applied_schedule
+            if self.schedule.trainable_count(self.optimizer_step, len(layers)) != applied:
+                self._applied_schedule = (layers, self.schedule.apply(layers, self.optimizer_step))
 
     def encoder_trainable(self):
         """Whether any encoder layer trains at the current step."""
@@ -263,7 +276,8 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
 
     def optimizers_step(self):
         """Like ``sb.Brain.optimizers_step``, but clips every parameter group (:func:`clip_every_group`), and
-        adds the closed-form gradients (:meth:`RegularizedObjective.add_closed_form_gradients`) before clipping."""
+        adds the closed-form gradients (:meth:`RegularizedObjective.add_closed_form_gradients`) before clipping,
+        and the decoupled terms' pull (:meth:`RegularizedObjective.pull_decoupled`) just before the update."""
         optimizers = self.freeze_optimizers(self.optimizers_dict or {"optimizer": self.optimizer})
         for opt in optimizers.values():
             self.scaler.unscale_(opt)
@@ -271,6 +285,7 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
         norms = clip_every_group(optimizers.values(), self.max_grad_norm)
         if not self.scaler.is_enabled() and self.skip_nonfinite_grads:
             self.check_gradients(norms)
+        self.objective.pull_decoupled(optimizers.values())
         for opt in optimizers.values():
             self.scaler.step(opt)
         self.scaler.update()

@@ -1,5 +1,7 @@
 """L2-SP: weight decay towards the pretrained weights instead of towards zero."""
 
+from collections import defaultdict
+
 import torch
 from torch import nn
 
@@ -50,6 +52,23 @@ class L2SP(nn.Module):
     tensor per parameter; not saved: they are not buffers of the module).
     TransferBrain takes this path.
 
+    With ``decoupled=True`` the pull leaves the loss and joins the optimizer's update, as AdamW's weight
+    decay does (Loshchilov and Hutter, "Decoupled Weight Decay Regularization", ICLR 2019): before each
+    optimizer step, :meth:`pull_` moves every trainable weight by
+
+    .. math::
+
+        w \\leftarrow w - \\eta \alpha (w - w^0) \\quad \text{(source)}, \\qquad
+        w \\leftarrow w - \\eta \beta w \\quad \text{(head)}
+
+    with :math:`\\eta` the learning rate of the weight's parameter group at that step (so layer-wise rates
+    and schedules apply to it), and the gradient never sees the term. With plain SGD this is the same
+    update as the penalty's (the test checks it to 1e-6); with Adam(W) it differs as AdamW's decay differs
+    from an L2 penalty: the pull is not divided by Adam's running gradient scale, so it acts with the same
+    strength on every weight, and it is not clipped with the gradients. One pass over the weights (read
+    ``w`` and ``w0``, write ``w``), where the penalty's gradient costs about seven. The value of
+    :math:`R(w)` is then only logged (at the end of each epoch), never back-propagated.
+
     Arguments
     ---------
     source : torch.nn.Module
@@ -60,6 +79,8 @@ class L2SP(nn.Module):
         Strength of the pull towards the pretrained weights.
     beta : float
         Weight decay of the head.
+    decoupled : bool
+        Pull the weights in the optimizer's update instead of through the loss (see above).
 
     Attributes
     ----------
@@ -89,10 +110,11 @@ class L2SP(nn.Module):
     #: What the training loop passes to ``forward``, by name.
     inputs = ()
 
-    def __init__(self, source, head=None, alpha=0.01, beta=0.01):
+    def __init__(self, source, head=None, alpha=0.01, beta=0.01, decoupled=False):
         super().__init__()
         self.alpha = alpha
         self.beta = beta
+        self.decoupled = decoupled
         self._source = tracked_params(source, exclude=head)
         self._head = [] if head is None else list(head.named_parameters())
         self._anchor_names = register_copies(self, "anchor", self._source)
@@ -171,6 +193,51 @@ class L2SP(nn.Module):
         _add_scaled(params, displacements, scale * self.alpha)
         if head and self.beta:
             _add_scaled(head, head, scale * self.beta)
+
+    @torch.no_grad()
+    def pull_(self, learning_rates, scale=1.0):
+        """The decoupled form's step: ``w -= lr * scale * alpha * (w - w0)`` (source) and ``w -= lr * scale * beta * w``
+        (head), for each trainable weight that has a gradient in this step and a learning rate.
+
+        Arguments
+        ---------
+        learning_rates : dict
+            ``{id(param): learning rate}`` of the parameters the optimizers step now; others are left alone.
+        scale : float
+            The weight of this term (``regularizer_weights``).
+
+        Example
+        -------
+        >>> layer = nn.Linear(2, 1, bias=False)
+        >>> reg = L2SP(layer, alpha=0.5, decoupled=True)
+        >>> with torch.no_grad():
+        ...     _ = layer.weight.fill_(3.0)
+        >>> layer.weight.grad = torch.zeros_like(layer.weight)
+        >>> reg.capture()
+        >>> with torch.no_grad():
+        ...     _ = layer.weight.add_(2.0)
+        >>> reg.pull_({id(layer.weight): 0.1})  # 5 - 0.1 * 0.5 * (5 - 3)
+        >>> layer.weight
+        Parameter containing:
+        tensor([[4.9000, 4.9000]], requires_grad=True)
+        """
+        pairs = defaultdict(lambda: ([], []))
+        for param, anchor in self._trainable_with_anchors():
+            rate = learning_rates.get(id(param))
+            if rate and param.grad is not None:  # a step without its gradient (a dropped batch) moves nothing
+                pairs[rate][0].append(param)
+                pairs[rate][1].append(anchor)
+        for rate, (params, anchors) in pairs.items():
+            torch._foreach_lerp_(params, anchors, rate * scale * self.alpha)
+        if not self.beta:
+            return
+        decayed = defaultdict(list)
+        for _, param in self._head:
+            rate = learning_rates.get(id(param))
+            if param.requires_grad and rate and param.grad is not None:
+                decayed[rate].append(param)
+        for rate, params in decayed.items():
+            torch._foreach_mul_(params, 1.0 - rate * scale * self.beta)
 
     def _scratch_for(self, param):
         scratch = self._scratch.get(id(param))
