@@ -6,7 +6,7 @@ parameters, random weights: the cost does not depend on them) is saved with
 ``save_pretrained`` and loaded back through ``HFEncoder``, as
 ``facebook/wav2vec2-base`` is. Each method is an ``UtteranceClassifierBrain``
 built as ``recipes/SpeechCommands/KWS/hparams/wav2vec2_*.yaml`` builds it
-(layer sum, frozen CNN front end, attention-pooling head, AdamW, the
+(layer sum, frozen CNN front end, attention-pooling head, fused AdamW, the
 encoder's own optimizer and learning rate):
 
 - ``finetune``: the whole transformer trains;
@@ -99,7 +99,11 @@ def save_base_model(folder):
 
 
 def head_optimizer(params):
-    return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)
+    return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0, fused=True)
+
+
+def encoder_optimizer(groups):
+    return torch.optim.AdamW(groups, weight_decay=0.0, fused=True)
 
 
 def build_brain(method, model, device, precision):
@@ -116,7 +120,7 @@ def build_brain(method, model, device, precision):
     heads = torch.nn.ModuleDict({"word": head})
     hparams = {"targets": ["word"], "heads": heads, "encoder": encoder}
     if method not in ("lora", "frozen"):
-        hparams.update(encoder_opt_class=lambda groups: torch.optim.AdamW(groups, weight_decay=0.0), encoder_lr=3e-5)
+        hparams.update(encoder_opt_class=encoder_optimizer, encoder_lr=3e-5)
     penalty = regularizer(method, encoder, heads)
     if penalty is not None:
         hparams.update(regularizers={method: penalty})

@@ -21,7 +21,9 @@ A cached output is used only while nothing it came from has changed:
   ``load_state_dict``); a tensor replaced by another object
   (``load_state_dict(assign=True)``) is seen only by a new run.
 - the audio: each item records its file's path, size and mtime, and is
-  recomputed when they differ.
+  recomputed when they differ. Within a run, the splits that are not
+  augmented return each item as first computed while it is held in memory
+  (:mod:`speechbrain_xfer.data.remembered_items`).
 
 Waveform augmentation (``wav_augment``) changes the training audio in
 every epoch, so the training split is then left uncached: its batches go
@@ -38,9 +40,8 @@ SynthSpeech intent at 10 shots (one seed), 8 versions made the frozen run
 6.4x faster and 7.8 points less accurate (55.1 % against 62.9 %), so no
 shipped recipe uses it.
 
-Items are written to a temporary file and renamed, so a killed run never
-leaves a half-written one; folders of earlier front ends are left in place
-(delete ``cache_root`` to reclaim them).
+Items are written to a temporary file and renamed (a killed run never leaves a half-written one); folders
+of earlier front ends are left in place (delete ``cache_root`` to reclaim them).
 
 A recipe turns it on in ``dataio_prepare``::
 
@@ -71,6 +72,7 @@ from speechbrain.utils.data_pipeline import CachedDynamicItem
 
 from speechbrain_xfer.data.dataio import read_mono_16k
 from speechbrain_xfer.data.fingerprints import audio_fingerprint, front_end_fingerprint, front_end_tensors
+from speechbrain_xfer.data.remembered_items import remember_items
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +186,8 @@ def add_feature_cache(
     datasets = list(datasets.values()) if isinstance(datasets, dict) else list(datasets)
     item = FrozenEncoderCache(cache_root, encoder, compute_features, mean_var_norm, memory_mb)
     _use_item(datasets, item)
+    for dataset in datasets:  # their items never change while the cache holds them (no augmentation)
+        remember_items(dataset, item.kept, item._state_token)
     return item
 
 
@@ -267,7 +271,7 @@ class FrozenEncoderCache(CachedDynamicItem):
         else:
             encoded = self.encode(wav, view=uid)
             self._write_item({"audio": audio, "encoded": encoded}, uid)
-        self._keep(uid, audio, encoded)
+        self._keep(uid, audio, encoded, wav)
         return encoded
 
     def encode(self, wav, view=None):
@@ -312,12 +316,18 @@ class FrozenEncoderCache(CachedDynamicItem):
         # the counters costs microseconds, hashing the tensors milliseconds.
         return tuple(tensor._version for tensor in self._tracked)
 
-    def _keep(self, uid, audio, encoded):
+    def kept(self, item):
+        """Whether a dataset item's ``encoded`` is the one this cache holds in memory for its ``id``, and its audio
+        file is unchanged."""
+        kept = self._memory.get(item.get("id"))
+        return kept is not None and kept[1] is item.get("encoded") and audio_fingerprint(kept[2]) == kept[0]
+
+    def _keep(self, uid, audio, encoded, wav):
         """Keeps an item in memory too, while the items kept fit in ``memory_mb``."""
         if uid in self._memory:
             self._memory_bytes -= _nbytes(self._memory.pop(uid)[1])
         if self._memory_bytes + _nbytes(encoded) <= self.memory_limit:
-            self._memory[uid] = (audio, encoded)
+            self._memory[uid] = (audio, encoded, wav)
             self._memory_bytes += _nbytes(encoded)
 
     # CachedDynamicItem's own reading and writing (its private _load and _cache) are not used: these read
