@@ -21,8 +21,8 @@ does not depend on the values), and ``l2sp_autograd`` / ``ewc_autograd``: the
 same penalties back-propagated by autograd, as TransferBrain did before it
 added their closed-form gradients itself.
 
-The methods' Brains alternate in rounds on the same batches, so that machine
-noise hits them alike; the figures are medians over rounds. Peak memory is
+The methods' Brains alternate step by step on the same batches, so that
+machine noise hits them alike; the figures are medians over every step. Peak memory is
 measured for each method alone: on the CPU as the peak RSS of a fresh
 process per method, on a GPU as the peak allocated memory of building and
 training it, above what the other methods already held.
@@ -223,6 +223,40 @@ def memory_in_fresh_processes(args, methods):
     return memory
 
 
+@torch.no_grad()
+def update_costs(brain, repeats=10):
+    """ms of the encoder's update alone (on random gradients): the optimizer step, then with the decoupled L2-SP
+    pull before it, then with L2-SP's closed-form value and gradient (what the two forms add to a step)."""
+    encoder, optimizer = brain.modules.encoder, brain.encoder_optimizer
+    params = [p for p in encoder.parameters() if p.requires_grad]
+    closed, decoupled = L2SP(encoder, alpha=0.01, beta=0.0), L2SP(encoder, alpha=0.01, beta=0.0, decoupled=True)
+    rates = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+
+    def with_closed_form():
+        closed.penalty()
+        closed.add_gradient_()
+        optimizer.step()
+
+    def with_pull():
+        decoupled.pull_(rates)
+        optimizer.step()
+
+    variants = {"optimizer step": optimizer.step, "+ decoupled pull": with_pull, "+ closed form": with_closed_form}
+    times = {name: [] for name in variants}
+    for param in params:
+        param.grad = 1e-3 * torch.randn_like(param)
+    for _ in range(repeats):
+        for name, variant in variants.items():
+            synchronize()
+            start = time.perf_counter()
+            variant()
+            synchronize()
+            times[name].append(time.perf_counter() - start)
+    for param in params:
+        param.grad = None
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per method and round")
@@ -256,17 +290,19 @@ def main():
         runs = {method: prepared(method, args, folder) for method in methods}
         if on_gpu:  # CUDA memory adds up: each method's peak was measured on top of the others' resident state
             memory = {method: run[3] for method, run in runs.items()}
+        updates = update_costs(runs["finetune"][0]) if "finetune" in runs else None
         times = {method: [] for method in methods}
         for _ in range(args.rounds):
-            for method, (brain, batches, _, _) in runs.items():
-                times[method].append(time_steps(brain, batches))
+            for step in range(args.steps):  # step by step, method after method: the machine's drift hits all alike
+                for method, (brain, batches, _, _) in runs.items():
+                    times[method].append(time_steps(brain, batches[step : step + 1]))
 
     encoder = runs[methods[0]][0].modules.encoder
     total = sum(p.numel() for p in encoder.parameters())
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {args.threads} threads"
     print(
         f"wav2vec2-base-shaped encoder, {total / 1e6:.1f} M parameters; {device}, {args.precision}; "
-        f"batch {args.batch} x {args.seconds:g} s; {args.steps} steps x {args.rounds} rounds, median"
+        f"batch {args.batch} x {args.seconds:g} s; {args.steps} steps x {args.rounds} rounds, median step"
     )
     memory_kind = "peak allocated" if args.device.startswith("cuda") else "peak RSS"
     print(f"{'method':<10} {'trainable':>10} {'ms/step':>9} {'audio-s/s':>10} {memory_kind + ' MiB':>20}")
@@ -286,6 +322,9 @@ def main():
         print(f"ewc/finetune step ratio: {medians['ewc'] / medians['finetune']:.3f}")
     if "finetune" in medians and "l2sp" in medians:
         print(f"l2sp/finetune step ratio: {medians['l2sp'] / medians['finetune']:.3f}")
+    if updates is not None:
+        costs = ", ".join(f"{name} {seconds * 1e3:.1f} ms" for name, seconds in updates.items())
+        print(f"the encoder's update alone (median of 10): {costs}")
     if "finetune" in medians and "l2sp_decoupled" in medians:
         print(f"l2sp_decoupled/finetune step ratio: {medians['l2sp_decoupled'] / medians['finetune']:.3f}")
 

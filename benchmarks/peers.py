@@ -278,7 +278,7 @@ def main():
     )
     memory_kind = "peak allocated MiB" if args.device.startswith("cuda") else "peak RSS MiB"
     print(
-        f"{'':<12} "
+        f"{'':<20} "
         + " ".join(f"{f'{args.batch} x {s:g} s: ms/step  audio-s/s':>34}" for s in SHAPES)
         + f"  {memory_kind}"
     )
@@ -287,7 +287,7 @@ def main():
         cells = " ".join(
             f"{medians[(name, s)] * 1e3:>25.1f} {args.batch * s / medians[(name, s)]:>8.1f}" for s in SHAPES
         )
-        print(f"{name:<12} {cells}  {memory[name]:>10.0f}")
+        print(f"{name:<20} {cells}  {memory[name]:>10.0f}")
     total = {name: sum(medians[(name, s)] for s in SHAPES) for name in CONTESTANTS}
     print(f"ours+l2sp/ours step ratio: {total['ours+l2sp'] / total['ours']:.3f}")
     print(f"ours+l2sp_decoupled/ours step ratio: {total['ours+l2sp_decoupled'] / total['ours']:.3f}")
