@@ -4,42 +4,21 @@ the loss; with Adam, what it changes (the pull is not scaled by Adam's statistic
 import pytest
 import torch
 
-from speechbrain_xfer.brains.transfer import TransferBrain
 from speechbrain_xfer.regularization import L2SP
 
 
-class RegressionBrain(TransferBrain):
-    def compute_forward(self, batch, stage):
-        inputs, _ = batch
-        return {"predictions": self.modules.head(self.modules.encoder(inputs))}
+@pytest.fixture
+def train(train_regression):
+    """``(weights, logged terms, Brain)`` of a run with L2-SP (alpha 0.5, beta 0.1), in the loss or decoupled.
+    No clipping: the decoupled pull is never clipped, the penalty's gradient is clipped with the others."""
 
-    def compute_task_loss(self, outputs, batch, stage):
-        return ((outputs["predictions"] - batch[1]) ** 2).mean()
+    def run(decoupled, optimizer, extra=None, alpha=0.5):
+        def regularizer(encoder, head):
+            return L2SP(encoder, head, alpha=alpha, beta=0.1, decoupled=decoupled)
 
+        return train_regression(regularizer, optimizer, extra, max_grad_norm=1e9)
 
-def train(decoupled, optimizer, extra=None, alpha=0.5):
-    torch.manual_seed(0)
-    encoder = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8))
-    head = torch.nn.Linear(8, 1)
-    regularizer = L2SP(encoder, head, alpha=alpha, beta=0.1, decoupled=decoupled)
-    brain = RegressionBrain(
-        modules={"encoder": encoder, "head": head},
-        opt_class=optimizer,
-        hparams={
-            "regularizers": {"l2sp": regularizer},
-            "regularizer_weights": {"l2sp": 2.0},
-            "encoder": encoder,
-            **(extra or {}),
-        },
-        # No clipping: the decoupled pull is never clipped, the penalty's gradient is clipped with the others.
-        run_opts={"device": "cpu", "max_grad_norm": 1e9},
-    )
-    generator = torch.Generator().manual_seed(1)
-    inputs = torch.randn(32, 3, generator=generator)
-    data = torch.utils.data.TensorDataset(inputs, inputs.sum(dim=1, keepdim=True).sin())
-    brain.fit(range(3), torch.utils.data.DataLoader(data, batch_size=4), progressbar=False)
-    weights = torch.cat([p.detach().flatten() for p in brain.modules.parameters()])
-    return weights, brain.term_averages(), brain
+    return run
 
 
 def sgd(params):
@@ -51,13 +30,13 @@ def sgd(params):
     [{}, {"encoder_opt_class": lambda groups: torch.optim.SGD(groups), "encoder_lr": 0.02, "layer_decay": 0.5}],
     ids=["one optimizer", "layer-wise lr groups"],
 )
-def test_with_sgd_the_decoupled_pull_trains_as_the_penalty_does(extra):
+def test_with_sgd_the_decoupled_pull_trains_as_the_penalty_does(train, extra):
     in_loss, _, _ = train(False, sgd, extra)
     decoupled, _, _ = train(True, sgd, extra)
     assert (in_loss - decoupled).abs().max() < 1e-6
 
 
-def test_with_adam_it_differs_from_the_penalty_and_still_pulls_towards_the_anchors():
+def test_with_adam_it_differs_from_the_penalty_and_still_pulls_towards_the_anchors(train):
     def adam(params):
         return torch.optim.Adam(params, lr=0.05)
 
@@ -73,7 +52,7 @@ def distance_to_anchors(brain):
     return sum(float((param.detach() - anchor).square().sum()) for param, anchor in pairs)
 
 
-def test_the_decoupled_term_stays_out_of_the_loss_and_is_logged_at_the_end_of_the_epoch():
+def test_the_decoupled_term_stays_out_of_the_loss_and_is_logged_at_the_end_of_the_epoch(train):
     _, terms, brain = train(True, sgd)
     assert terms.keys() == {"task_loss", "R_l2sp"}
     with torch.no_grad():
