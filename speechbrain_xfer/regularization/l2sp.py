@@ -81,6 +81,11 @@ class L2SP(nn.Module):
         Weight decay of the head.
     decoupled : bool
         Pull the weights in the optimizer's update instead of through the loss (see above).
+    pull_every : int
+        With ``decoupled``: pull each weight every ``pull_every``-th step only, by ``pull_every`` times the
+        rate, a different ``1 / pull_every`` of the weights at each step (round robin). The same total pull,
+        applied in lumps of up to ``pull_every`` steps' worth ("lazy regularization", as StyleGAN2 applies
+        its R1 term every 16 steps); the pull's memory traffic shrinks by that factor.
 
     Attributes
     ----------
@@ -110,11 +115,18 @@ class L2SP(nn.Module):
     #: What the training loop passes to ``forward``, by name.
     inputs = ()
 
-    def __init__(self, source, head=None, alpha=0.01, beta=0.01, decoupled=False):
+    def __init__(self, source, head=None, alpha=0.01, beta=0.01, decoupled=False, pull_every=1):
         super().__init__()
         self.alpha = alpha
         self.beta = beta
         self.decoupled = decoupled
+        if isinstance(pull_every, bool) or not isinstance(pull_every, int) or pull_every < 1:
+            raise ValueError(f"L2SP pull_every must be a positive integer, not {pull_every!r}")
+        if pull_every > 1 and not decoupled:
+            raise ValueError("L2SP pull_every is for the decoupled form: set decoupled: True as well")
+        self.pull_every = pull_every
+        if pull_every > 1:  # saved with the checkpoints: a resumed run pulls the same weights at the same steps
+            self.register_buffer("pulls", torch.zeros((), dtype=torch.long))
         self._source = tracked_params(source, exclude=head)
         self._head = [] if head is None else list(head.named_parameters())
         self._anchor_names = register_copies(self, "anchor", self._source)
@@ -221,10 +233,16 @@ class L2SP(nn.Module):
         Parameter containing:
         tensor([[4.9000, 4.9000]], requires_grad=True)
         """
+        every, phase = self.pull_every, 0
+        if every > 1:
+            phase = int(self.pulls) % every
+            self.pulls += 1
+        scale = scale * every
         pairs = defaultdict(lambda: ([], []))
-        for param, anchor in self._trainable_with_anchors():
+        for index, (param, anchor) in enumerate(self._trainable_with_anchors()):
             rate = learning_rates.get(id(param))
-            if rate and param.grad is not None:  # a step without its gradient (a dropped batch) moves nothing
+            # A step without its gradient (a dropped batch) moves nothing.
+            if index % every == phase and rate and param.grad is not None:
                 pairs[rate][0].append(param)
                 pairs[rate][1].append(anchor)
         for rate, (params, anchors) in pairs.items():
@@ -232,9 +250,10 @@ class L2SP(nn.Module):
         if not self.beta:
             return
         decayed = defaultdict(list)
-        for _, param in self._head:
+        head = [param for _, param in self._head if param.requires_grad]
+        for index, param in enumerate(head):
             rate = learning_rates.get(id(param))
-            if param.requires_grad and rate and param.grad is not None:
+            if index % every == phase and rate and param.grad is not None:
                 decayed[rate].append(param)
         for rate, params in decayed.items():
             torch._foreach_mul_(params, 1.0 - rate * scale * self.beta)

@@ -133,6 +133,17 @@ def test_a_second_call_submits_nothing_and_reports_again(local_and_slurm, tiny_c
     assert len(rows(slurm)) == 4
 
 
+def test_a_grid_the_local_launcher_ran_is_finished_on_slurm(local_and_slurm, tiny_corpus, pretrained_encoder):
+    local, _, _ = local_and_slurm
+    before = {p: p.stat().st_mtime for p in local.glob("runs/*/*/*/*/log.txt")}
+    args = grid_args(tiny_corpus[0], pretrained_encoder, local, seeds=3)  # one more seed than the local grid ran
+    code, _, stderr = sbx_curve(*args, *SLURM_ARGS)
+    assert code == 0, stderr[-4000:]
+    assert "6 runs in the grid, 4 already done, 2 for SLURM" in stderr
+    assert {p: p.stat().st_mtime for p in before} == before  # the local runs were not run again
+    assert sorted({r[2] for r in rows(local)}) == ["1", "2", "3"] and len(rows(local)) == 6
+
+
 def test_a_cancelled_job_is_reported_failed_with_its_log(cluster, tiny_corpus, pretrained_encoder, tmp_path):
     long_run = "--number_of_epochs=200 --steps_per_epoch=4 --batch_size=4 --noprogressbar"
     args = grid_args(tiny_corpus[0], pretrained_encoder, tmp_path, methods="scratch", seeds=1, recipe_args=long_run)

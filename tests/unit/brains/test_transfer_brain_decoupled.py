@@ -12,9 +12,9 @@ def train(train_regression):
     """``(weights, logged terms, Brain)`` of a run with L2-SP (alpha 0.5, beta 0.1), in the loss or decoupled.
     No clipping: the decoupled pull is never clipped, the penalty's gradient is clipped with the others."""
 
-    def run(decoupled, optimizer, extra=None, alpha=0.5):
+    def run(decoupled, optimizer, extra=None, alpha=0.5, pull_every=1):
         def regularizer(encoder, head):
-            return L2SP(encoder, head, alpha=alpha, beta=0.1, decoupled=decoupled)
+            return L2SP(encoder, head, alpha=alpha, beta=0.1, decoupled=decoupled, pull_every=pull_every)
 
         return train_regression(regularizer, optimizer, extra, max_grad_norm=1e9)
 
@@ -60,3 +60,10 @@ def test_the_decoupled_term_stays_out_of_the_loss_and_is_logged_at_the_end_of_th
     assert terms["R_l2sp"] > 0
     # The loss the Brain averaged is the task loss alone.
     assert brain.objective.averages().keys() == {"task_loss"}
+
+
+def test_pulling_every_other_step_twice_as_hard_stays_close_to_pulling_every_step(train):
+    every_step, _, _ = train(True, sgd)
+    lumped, _, brain = train(True, sgd, pull_every=2)
+    assert 0 < (every_step - lumped).abs().max() < 1e-2
+    assert int(brain.regularizers["l2sp"].pulls) == brain.optimizer_step  # one pull_ per optimizer step

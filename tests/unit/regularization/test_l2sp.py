@@ -174,3 +174,31 @@ def _fine_tune(use_reg):
 def test_fine_tuning_with_l2sp_stays_closer_to_the_pretrained_weights():
     free, anchored = _fine_tune(False), _fine_tune(True)
     assert anchored < 0.9 * free
+
+
+def test_decoupled_pull_every_k_steps_pulls_a_share_of_the_weights_k_times_as_hard():
+    layers = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    reg = L2SP(layers, alpha=0.5, beta=0.0, decoupled=True, pull_every=2)
+    params = list(layers.parameters())  # weight, bias, weight, bias: indices 0..3
+    with torch.no_grad():
+        for param in params:
+            param.add_(1.0)  # every weight 1 away from its anchor
+            param.grad = torch.zeros_like(param)
+    rates = {id(p): 0.1 for p in params}
+    moved = []
+    for _ in range(2):
+        before = [p.detach().clone() for p in params]
+        reg.pull_(rates)
+        moved.append([float((b - p.detach()).abs().max()) for b, p in zip(before, params)])
+    # 2 * 0.1 * 0.5 * 1: the even-indexed parameters at the first step, the odd ones at the second.
+    assert moved[0] == pytest.approx([0.1, 0, 0.1, 0]) and moved[1] == pytest.approx([0, 0.1, 0, 0.1])
+    assert int(reg.state_dict()["pulls"]) == 2  # resumed runs keep the round robin's place
+
+
+def test_pull_every_needs_the_decoupled_form_and_a_positive_integer():
+    layer = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="decoupled: True"):
+        L2SP(layer, pull_every=4)
+    with pytest.raises(ValueError, match="positive integer"):
+        L2SP(layer, decoupled=True, pull_every=0)
+    assert "pulls" not in L2SP(layer, decoupled=True).state_dict()  # checkpoints of the plain forms unchanged
