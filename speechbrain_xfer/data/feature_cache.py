@@ -50,9 +50,8 @@ A recipe turns it on in ``dataio_prepare``::
         add_feature_cache(datasets, hparams["feature_cache"], hparams["encoder"],
                           hparams.get("compute_features"), hparams.get("mean_var_norm"))
 
-with ``feature_cache: !ref <cache_folder>/feature_cache`` (or any folder) in
-its YAML. The front end runs in the process that loads the data: with the
-encoder on a GPU keep ``num_workers: 0`` (CUDA does not work in forked
+with ``feature_cache: !ref <cache_folder>/feature_cache`` (or any folder) in its YAML. The front end runs in the
+process that loads the data: with the encoder on a GPU keep ``num_workers: 0`` (CUDA does not work in forked
 workers); later epochs only read files (or memory) anyway.
 
 Cached and uncached outputs agree to float precision over each utterance's
