@@ -303,10 +303,13 @@ def main():
             memory = {method: run[3] for method, run in runs.items()}
         updates = update_costs(runs["finetune"][0]) if "finetune" in runs else None
         times = {method: [] for method in methods}
+        order = list(runs)
         for _ in range(args.rounds):
             for step in range(args.steps):  # step by step, method after method: the machine's drift hits all alike
-                for method, (brain, batches, _, _) in runs.items():
+                for method in order:
+                    brain, batches, _, _ = runs[method]
                     times[method].append(time_steps(brain, batches[step : step + 1]))
+                order = order[1:] + order[:1]  # and each method in each place of the order in turn
 
     encoder = runs[methods[0]][0].modules.encoder
     total = sum(p.numel() for p in encoder.parameters())
