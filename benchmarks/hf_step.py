@@ -204,24 +204,29 @@ def peak_memory(method, args):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def peak_memory_in_fresh_processes(script, names, options):
+    """``{name: MiB}``: ``python script --only <name> <options>`` for each name, each in a process of its own,
+    printing its peak memory as JSON on its last line (this script's and peers.py's ``--only``)."""
+    memory = {}
+    for name in names:
+        command = [sys.executable, script, "--only", name, *(str(x) for item in options.items() for x in item)]
+        result = subprocess.run(command, capture_output=True, text=True, check=True)
+        memory[name] = json.loads(result.stdout.strip().splitlines()[-1])["peak_mib"]
+    return memory
+
+
 def memory_in_fresh_processes(args, methods):
     """``{method: MiB}`` on the CPU, each measured by this script in a process of its own."""
-    memory = {}
-    for method in methods:
-        options = {
-            "--only": method,
-            "--model": args.model,
-            "--steps": 2,
-            "--batch": args.batch,
-            "--seconds": args.seconds,
-            "--device": args.device,
-            "--precision": args.precision,
-            "--threads": args.threads,
-        }
-        command = [sys.executable, __file__, *(str(x) for item in options.items() for x in item)]
-        result = subprocess.run(command, capture_output=True, text=True, check=True)
-        memory[method] = json.loads(result.stdout.strip().splitlines()[-1])["peak_mib"]
-    return memory
+    options = {
+        "--model": args.model,
+        "--steps": 2,
+        "--batch": args.batch,
+        "--seconds": args.seconds,
+        "--device": args.device,
+        "--precision": args.precision,
+        "--threads": args.threads,
+    }
+    return peak_memory_in_fresh_processes(__file__, methods, options)
 
 
 @torch.no_grad()

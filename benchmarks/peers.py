@@ -34,14 +34,12 @@ import json
 import os
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
 import speechbrain as sb
 import torch
-from hf_step import N_CLASSES, SAMPLE_RATE, save_base_model, synchronize
+from hf_step import N_CLASSES, SAMPLE_RATE, peak_memory_in_fresh_processes, save_base_model, synchronize
 from speechbrain.dataio.batch import PaddedBatch
 
 from speechbrain_xfer.brains import UtteranceClassifierBrain
@@ -224,14 +222,10 @@ def peak_memory(name, args):
 
 
 def memory_in_fresh_processes(args):
-    memory = {}
-    for name in CONTESTANTS:
-        options = ["--only", name, "--model", args.model, "--batch", args.batch]
-        options += ["--device", args.device, "--precision", args.precision, "--threads", args.threads]
-        command = [sys.executable, __file__, *map(str, options)]
-        result = subprocess.run(command, capture_output=True, text=True, check=True)
-        memory[name] = json.loads(result.stdout.strip().splitlines()[-1])["peak_mib"]
-    return memory
+    """``{contestant: MiB}``, each measured by this script in a process of its own."""
+    options = {"--model": args.model, "--batch": args.batch, "--device": args.device}
+    options.update({"--precision": args.precision, "--threads": args.threads})
+    return peak_memory_in_fresh_processes(__file__, CONTESTANTS, options)
 
 
 def parse_args():

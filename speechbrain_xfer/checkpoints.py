@@ -249,7 +249,16 @@ def save_rng_states(path):
 
 def load_rng_states(path):
     """Restores the random generators' states saved by :func:`save_rng_states`."""
-    states = torch.load(path, weights_only=True)
+    restore_rng_states(read_rng_states(path))
+
+
+def read_rng_states(path):
+    """The states :func:`save_rng_states` saved, to restore later with :func:`restore_rng_states`."""
+    return torch.load(path, weights_only=True)
+
+
+def restore_rng_states(states):
+    """Sets the random generators to ``states`` (:func:`read_rng_states`)."""
     torch.set_rng_state(states["torch"])
     name, keys, position, has_gauss, gauss = states["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
@@ -264,6 +273,8 @@ __all__ = [
     "AtomicCheckpointer",
     "is_plain_checkpointer",
     "load_rng_states",
+    "read_rng_states",
+    "restore_rng_states",
     "save_rng_states",
     "warn_if_plain_checkpointer",
 ]

@@ -108,6 +108,12 @@ def _newest_checkpoint_tensors(run_folder):
 
 
 @pytest.fixture(scope="session")
+def max_difference():
+    """``difference(a, b)``: the largest absolute difference between two nested states of the same structure."""
+    return _max_difference
+
+
+@pytest.fixture(scope="session")
 def checkpoint_difference():
     """``difference(run_a, run_b)``: the largest difference between the newest checkpoints of two run folders."""
     return lambda a, b: _max_difference(_newest_checkpoint_tensors(a), _newest_checkpoint_tensors(b))

@@ -29,9 +29,14 @@ def nonfinite_gradients(named_grads, grad_norms=None):
     """
     if grad_norms is None:
         grad_norms = torch._foreach_norm([grad for _, grad in named_grads]) if named_grads else []
-    if not grad_norms or bool(torch.stack([n.float() for n in grad_norms]).isfinite().all()):
+    if not grad_norms or all_finite(grad_norms):
         return []
     return [name for name, grad in named_grads if not grad.isfinite().all()] or ["(total norm)"]
+
+
+def all_finite(norms):
+    """Whether every norm (a scalar tensor) is finite, in one check."""
+    return bool(torch.stack([n.float() for n in norms]).isfinite().all())
 
 
 def count_nonfinite_batch(brain, what):
@@ -65,7 +70,7 @@ def drop_nonfinite_step(brain, loss_was_nonfinite, grad_norms=None):
     Called after clipping, with the total norms clipping computed (one check);
     a non-finite loss was counted already (``check_loss_isfinite``).
     """
-    if grad_norms and not loss_was_nonfinite and bool(torch.stack([n.float() for n in grad_norms]).isfinite().all()):
+    if grad_norms and not loss_was_nonfinite and all_finite(grad_norms):
         return  # the common case, decided without walking the parameters: every total norm, so every gradient, finite
     named = [(name, p.grad) for name, p in brain.modules.named_parameters() if p.grad is not None]
     bad = nonfinite_gradients(named, grad_norms)

@@ -12,7 +12,7 @@ import time
 
 import speechbrain as sb
 
-from speechbrain_xfer.checkpoints import load_rng_states, save_rng_states
+from speechbrain_xfer.checkpoints import read_rng_states, restore_rng_states, save_rng_states
 
 
 @sb.utils.checkpoints.register_checkpoint_hooks
@@ -42,7 +42,8 @@ class RunRecord:
         self.previous_train_time = 0.0
         self._started = None
         self._recovered = False
-        self._pending_rng = None
+        self._pending_rng = None  # the random states of an intra-epoch checkpoint, until their moment comes
+        self._resumed_epoch_started = False
 
     def start(self):
         """Marks the start of training in this process: no later recovery changes the record."""
@@ -72,19 +73,30 @@ class RunRecord:
         self.valid_history = [tuple(item) for item in saved["valid_history"]]
         self.previous_train_time = saved["train_time_s"]
         if os.path.isfile(f"{path}.rng.pt"):
+            states = read_rng_states(f"{path}.rng.pt")
             if end_of_epoch:
-                load_rng_states(f"{path}.rng.pt")
+                restore_rng_states(states)
             else:
                 # Saved in the middle of an epoch, after the epoch's data loader drew its seed from the generator:
-                # the resumed epoch draws it again, so the states are restored after that, at the next batch.
-                self._pending_rng = f"{path}.rng.pt"
+                # the resumed epoch draws it again, so the states are restored after that (kept in memory: the
+                # checkpoint may be gone by then).
+                self._pending_rng = states
         self._recovered = True
 
     def restore_pending_rng(self):
-        """Restores the random states of an intra-epoch checkpoint (once; called at the first batch after it)."""
+        """Restores the random states of an intra-epoch checkpoint, once: called at the first training batch after
+        it, and at the start of any other stage (the resumed epoch may have had no batch left)."""
         if self._pending_rng is not None:
-            load_rng_states(self._pending_rng)
+            restore_rng_states(self._pending_rng)
             self._pending_rng = None
+
+    def train_stage_started(self):
+        """Called at the start of each training stage: the first after an intra-epoch resume is the resumed
+        epoch's, whose data loader draws first (the states wait for its first batch); a later one means that
+        epoch had no batch left and no validation, so the states are restored now, before the next loader draws."""
+        if self._pending_rng is not None and self._resumed_epoch_started:
+            self.restore_pending_rng()
+        self._resumed_epoch_started = self._pending_rng is not None
 
     def write_summary(self, path, metric, higher_is_better, test_stats, train_time, steps, recipe_file=None):
         """Writes ``summary.json``: the test metric, the validation history, the run's cost and its recipe.

@@ -209,6 +209,9 @@ class TransferBrain(CPUDistributedWrapping, sb.Brain):
         if stage == sb.Stage.TRAIN:
             self.objective.reset()
             self._applied_schedule = None  # SpeechBrain has just put every module back in training mode
+            self.record.train_stage_started()
+        else:
+            self.record.restore_pending_rng()
 
     # -- a scheduler's warning signal (speechbrain_xfer.preemption) --------
     def _should_save_intra_epoch_ckpt(self, last_ckpt_time, steps_since_ckpt):

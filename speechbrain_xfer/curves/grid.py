@@ -74,6 +74,11 @@ class Run:
         return self.method if self.encoder == "conv" else self.method.removeprefix(f"{self.encoder}_")
 
     @property
+    def name(self):
+        """``task/method/k<shots>/seed<seed>``, as the logs name the run."""
+        return f"{self.task}/{self.method}/k{self.shots}/seed{self.seed}"
+
+    @property
     def folder(self):
         return os.path.join(self.out, "runs", self.task, self.method, f"k{self.shots}", f"seed{self.seed}")
 
@@ -303,9 +308,8 @@ def run_grid(
 
 def _collect(future, failed, bar):
     run, code, seconds = future.result()
-    name = f"{run.task}/{run.method}/k{run.shots}/seed{run.seed}"
     if code != 0 or not os.path.isfile(run.summary_path):
         failed.append(run)
-        logger.error("%s failed (exit %d); see %s", name, code, os.path.join(run.folder, "log.txt"))
-    bar.set_postfix_str(f"{name} {seconds:.0f} s")
+        logger.error("%s failed (exit %d); see %s", run.name, code, os.path.join(run.folder, "log.txt"))
+    bar.set_postfix_str(f"{run.name} {seconds:.0f} s")
     bar.update()

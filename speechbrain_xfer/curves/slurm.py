@@ -177,7 +177,7 @@ class SlurmLauncher:
         How many times a job may be requeued after a preemption or time limit.
     ended_after_s : float
         How long a job must stay out of the queue's live states (a requeue passes through others) before it
-        counts as ended without a result.
+        counts as ended without a result (a requeue was seen to take over 20 s).
     """
 
     folder: str
@@ -190,7 +190,7 @@ class SlurmLauncher:
     sbatch: dict = dataclasses.field(default_factory=dict)
     poll_s: float = 10.0
     max_requeues: int = 10
-    ended_after_s: float = 20.0
+    ended_after_s: float = 60.0
 
     def __post_init__(self):
         self._jobs = {}  # run -> job id
@@ -224,7 +224,7 @@ class SlurmLauncher:
         live = queue_states()
         fresh = []
         for run in runs:
-            job_id = _recorded_job(run)
+            job_id = _record(run).get("job_id")
             if job_id is not None and live.get(job_id) in LIVE_STATES:
                 self._jobs[run] = job_id
             else:
@@ -286,35 +286,27 @@ class SlurmLauncher:
         return [run for run in sorted(ended, key=lambda r: r.sort_key) if _report_failure(run, jobs[run], ended[run])]
 
 
-def _recorded_job(run):
+def _record(run):
+    """The run's ``slurm_job.json`` (its job id and submitit folder), or ``{}``."""
     path = os.path.join(run.folder, RECORD)
     if not os.path.isfile(path):
-        return None
+        return {}
     with open(path) as f:
-        return json.load(f).get("job_id")
+        return json.load(f)
 
 
 def _report_failure(run, job_id, state):
-    """Whether ``run`` failed (no ``summary.json``); if so, logs where to look."""
+    """Whether ``run`` failed (no ``summary.json``); if so, logs where to look (and submitit's log of the job,
+    with its traceback if the job itself failed, when there is one)."""
     if os.path.isfile(run.summary_path):
         return False
-    name = f"{run.task}/{run.method}/k{run.shots}/seed{run.seed}"
-    job_log = _job_log(run, job_id)
+    job_log = os.path.join(_record(run).get("submitit_folder", ""), f"{job_id}_0_log.err")
     logger.error(
         "%s failed (SLURM job %s, %s); see %s%s",
-        name,
+        run.name,
         job_id,
         "no longer in the queue" if state == "GONE" else state,
         os.path.join(run.folder, "log.txt"),
-        f" and {job_log}" if job_log else "",
+        f" and {job_log}" if os.path.isfile(job_log) else "",
     )
     return True
-
-
-def _job_log(run, job_id):
-    """submitit's log of the job (its traceback, if the job itself failed), when it exists."""
-    path = os.path.join(run.folder, RECORD)
-    with open(path) as f:
-        folder = json.load(f).get("submitit_folder", "")
-    candidate = os.path.join(folder, f"{job_id}_0_log.err")
-    return candidate if os.path.isfile(candidate) else None

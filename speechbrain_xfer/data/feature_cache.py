@@ -186,7 +186,7 @@ def add_feature_cache(
     item = FrozenEncoderCache(cache_root, encoder, compute_features, mean_var_norm, memory_mb)
     _use_item(datasets, item)
     for dataset in datasets:  # their items never change while the cache holds them (no augmentation)
-        remember_items(dataset, item.kept, item._state_token)
+        remember_items(dataset, item.kept, item.state_token)
     return item
 
 
@@ -249,7 +249,7 @@ class FrozenEncoderCache(CachedDynamicItem):
         self.cache_root = cache_root
         self.fingerprint = front_end_fingerprint(self.front_end)
         self._tracked = [tensor for _, tensor in front_end_tensors(self.front_end)]
-        self._token = self._state_token()
+        self._token = self.state_token()
         self.memory_limit = memory_mb * 2**20
         self._memory, self._memory_bytes = {}, 0
         super().__init__(
@@ -297,7 +297,7 @@ class FrozenEncoderCache(CachedDynamicItem):
 
     def _follow_front_end(self):
         """Moves to the folder of the front end's current fingerprint if one of its tensors changed."""
-        token = self._state_token()
+        token = self.state_token()
         if token == self._token:
             return
         self._token = token
@@ -310,9 +310,9 @@ class FrozenEncoderCache(CachedDynamicItem):
             self.cache_location = self.cache_location.parent / fingerprint[:16]
             self.cache_location.mkdir(parents=True, exist_ok=True)
 
-    def _state_token(self):
-        # Every in-place change (an optimizer step, load_state_dict) bumps a tensor's version counter; reading
-        # the counters costs microseconds, hashing the tensors milliseconds.
+    def state_token(self):
+        """Changes whenever a tensor of the front end changes in place (an optimizer step, load_state_dict bump its
+        version counter): reading the counters costs microseconds, hashing the tensors milliseconds."""
         return tuple(tensor._version for tensor in self._tracked)
 
     def kept(self, item):

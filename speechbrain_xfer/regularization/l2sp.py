@@ -58,15 +58,15 @@ class L2SP(nn.Module):
 
     .. math::
 
-        w \\leftarrow w - \\eta \alpha (w - w^0) \\quad \text{(source)}, \\qquad
-        w \\leftarrow w - \\eta \beta w \\quad \text{(head)}
+        w \\leftarrow w - \\eta \\alpha (w - w^0) \\quad \\text{(source)}, \\qquad
+        w \\leftarrow w - \\eta \\beta w \\quad \\text{(head)}
 
     with :math:`\\eta` the learning rate of the weight's parameter group at that step (so layer-wise rates
     and schedules apply to it), and the gradient never sees the term. With plain SGD this is the same
     update as the penalty's (the test checks it to 1e-6); with Adam(W) it differs as AdamW's decay differs
     from an L2 penalty: the pull is not divided by Adam's running gradient scale, so it acts with the same
-    strength on every weight, and it is not clipped with the gradients. One pass over the weights (read
-    ``w`` and ``w0``, write ``w``), where the penalty's gradient costs about seven. The value of
+    strength on every weight, and it is not clipped with the gradients. One ``lerp`` over the weights (read
+    ``w`` and ``w0``, write ``w``: three memory passes), where the penalty's gradient costs about seven. The value of
     :math:`R(w)` is then only logged (at the end of each epoch), never back-propagated.
 
     Arguments

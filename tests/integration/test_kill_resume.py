@@ -86,21 +86,7 @@ def final_state(out):
     return state, json.loads((out / "summary.json").read_text())
 
 
-def max_difference(a, b, where="state"):
-    """Largest absolute difference between two nested states; their structure must match."""
-    if isinstance(a, torch.Tensor):
-        return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), f"{where}: keys differ"
-        return max((max_difference(a[k], b[k], f"{where}.{k}") for k in a), default=0.0)
-    if isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"{where}: lengths differ"
-        return max((max_difference(x, y, where) for x, y in zip(a, b)), default=0.0)
-    assert a == b, f"{where}: {a!r} != {b!r}"
-    return 0.0
-
-
-def test_killed_and_resumed_run_ends_like_the_uninterrupted_one(tiny_corpus, pretrained, tmp_path):
+def test_killed_and_resumed_run_ends_like_the_uninterrupted_one(tiny_corpus, pretrained, max_difference, tmp_path):
     data = tiny_corpus[0] / "words" / "target"
     code, stdout, stderr = run(command(0, data, pretrained, tmp_path / "reference"))
     assert code == 0, stderr[-4000:]

@@ -30,3 +30,23 @@ def test_a_checkpoint_saved_without_a_record_still_loads(tmp_path):
     checkpointer.add_recoverable("run_record", record, optional_load=True)  # as TransferBrain registers it
     assert checkpointer.recover_if_possible() is not None
     assert record.valid_history == []
+
+
+def test_an_intra_epoch_resume_restores_the_random_states_at_the_first_batch_or_at_the_next_stage(tmp_path):
+    record = RunRecord()
+    record.save(tmp_path / "run_record.ckpt")
+    expected = torch.rand(3)
+    for next_event in ("a batch or any other stage", "another training stage"):
+        resumed = RunRecord()
+        resumed.load(tmp_path / "run_record.ckpt", end_of_epoch=False)
+        resumed.train_stage_started()  # the resumed epoch: its data loader draws now, the states wait
+        torch.rand(5)
+        if next_event == "a batch or any other stage":
+            resumed.restore_pending_rng()  # what TransferBrain calls at each batch and at other stages' start
+        else:
+            (tmp_path / "run_record.ckpt.rng.pt").rename(tmp_path / "gone")  # kept in memory: the file may go
+            resumed.train_stage_started()
+            (tmp_path / "gone").rename(tmp_path / "run_record.ckpt.rng.pt")
+        assert torch.equal(torch.rand(3), expected), next_event
+        resumed.restore_pending_rng()  # once only
+        assert not torch.equal(torch.rand(3), expected)
