@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[dev,demo,slurm]'
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[dev,demo,slurm,fused]'
 	# The GE2E weights only: resemblyzer's own code (librosa, webrtcvad) is never imported.
 	$(VENV)/bin/python -m pip install --quiet -c constraints.txt --no-deps resemblyzer
 	touch $@

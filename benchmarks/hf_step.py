@@ -12,6 +12,7 @@ encoder's own optimizer and learning rate):
 - ``finetune``: the whole transformer trains;
 - ``l2sp``: the same with the L2-SP term (alpha 0.01);
 - ``l2sp_decoupled``: the same with the pull in the optimizer's update (``L2SP(decoupled=True)``);
+- ``l2sp_fused``: the decoupled pull inside the encoder optimizer's own pass (``AnchoredAdamW``);
 - ``l2sp_lazy`` (on request): the decoupled pull of each weight every 4th step (``pull_every=4``);
 - ``lora``: LoRA (rank 8) on the attention projections, the rest frozen;
 - ``frozen``: a frozen encoder whose outputs come from the feature cache
@@ -37,6 +38,7 @@ The last line reads ``l2sp/finetune step ratio: X``.
 import argparse
 import json
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -54,9 +56,9 @@ from speechbrain_xfer.data.feature_cache import FrozenEncoderCache
 from speechbrain_xfer.encoders import AdaptedEncoder, HFEncoder
 from speechbrain_xfer.encoders.adapters import ATTENTION_TARGETS
 from speechbrain_xfer.lobes import AttentionPooling, ClassifierHead
-from speechbrain_xfer.regularization import EWC, L2SP
+from speechbrain_xfer.regularization import EWC, L2SP, AnchoredAdamW
 
-METHODS = ("finetune", "l2sp", "l2sp_decoupled", "lora", "frozen")
+METHODS = ("finetune", "l2sp", "l2sp_decoupled", "l2sp_fused", "lora", "frozen")
 EXTRA_METHODS = ("ewc", "l2sp_autograd", "ewc_autograd", "l2sp_lazy")
 N_CLASSES = 12  # Speech Commands v2, 12 classes
 SAMPLE_RATE = 16000
@@ -77,7 +79,7 @@ class AutogradEWC(EWC):
 def regularizer(method, encoder, heads):
     """The regularizer of ``method`` (None for none)."""
     kind = method.removesuffix("_autograd")
-    if method in ("l2sp_decoupled", "l2sp_lazy"):
+    if method in ("l2sp_decoupled", "l2sp_fused", "l2sp_lazy"):
         return L2SP(encoder, heads, alpha=0.01, beta=0.0, decoupled=True, pull_every=4 if method == "l2sp_lazy" else 1)
     if kind == "l2sp":
         return (AutogradL2SP if method.endswith("_autograd") else L2SP)(encoder, heads, alpha=0.01, beta=0.0)
@@ -107,6 +109,10 @@ def encoder_optimizer(groups):
     return torch.optim.AdamW(groups, weight_decay=0.0, fused=True)
 
 
+def anchored_encoder_optimizer(groups):
+    return AnchoredAdamW(groups, weight_decay=0.0, fused=True)
+
+
 def build_brain(method, model, device, precision):
     """The keyword recipe's Brain for ``method``, its optimizers initialised."""
     if method == "lora":
@@ -121,7 +127,8 @@ def build_brain(method, model, device, precision):
     heads = torch.nn.ModuleDict({"word": head})
     hparams = {"targets": ["word"], "heads": heads, "encoder": encoder}
     if method not in ("lora", "frozen"):
-        hparams.update(encoder_opt_class=encoder_optimizer, encoder_lr=3e-5)
+        opt_class = anchored_encoder_optimizer if method == "l2sp_fused" else encoder_optimizer
+        hparams.update(encoder_opt_class=opt_class, encoder_lr=3e-5)
     penalty = regularizer(method, encoder, heads)
     if penalty is not None:
         hparams.update(regularizers={method: penalty})
@@ -232,12 +239,15 @@ def memory_in_fresh_processes(args, methods):
 @torch.no_grad()
 def update_costs(brain, repeats=10):
     """ms of the encoder's update alone (on random gradients): the optimizer step, then with the decoupled L2-SP
-    pull before it, then with L2-SP's closed-form value and gradient (what the two forms add to a step)."""
+    pull before it, in AnchoredAdamW's pass, every 4th step, then with L2-SP's closed-form value and gradient
+    (what each form adds to a step)."""
     encoder, optimizer = brain.modules.encoder, brain.encoder_optimizer
     params = [p for p in encoder.parameters() if p.requires_grad]
     closed, decoupled = L2SP(encoder, alpha=0.01, beta=0.0), L2SP(encoder, alpha=0.01, beta=0.0, decoupled=True)
     lazy = L2SP(encoder, alpha=0.01, beta=0.0, decoupled=True, pull_every=4)
     rates = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    anchored = AnchoredAdamW([dict(group) for group in optimizer.param_groups])  # its own moments
+    takers = dict.fromkeys(rates, anchored)
 
     def with_closed_form():
         closed.penalty()
@@ -248,6 +258,10 @@ def update_costs(brain, repeats=10):
         decoupled.pull_(rates)
         optimizer.step()
 
+    def with_pull_in_the_pass():
+        decoupled.pull_(rates, takers=takers)
+        anchored.step()
+
     def with_lazy_pull():
         lazy.pull_(rates)
         optimizer.step()
@@ -255,6 +269,7 @@ def update_costs(brain, repeats=10):
     variants = {
         "optimizer step": optimizer.step,
         "+ decoupled pull": with_pull,
+        "AnchoredAdamW with the pull": with_pull_in_the_pass,
         "+ pull every 4th step": with_lazy_pull,
         "+ closed form": with_closed_form,
     }
@@ -271,6 +286,18 @@ def update_costs(brain, repeats=10):
     for param in params:
         param.grad = None
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def step_ratio(times, slow, fast):
+    """``slow``/``fast`` as the ratio of the median steps, then the median and 95 % interval (bootstrap) of the
+    step-by-step ratios: each pair of steps ran back to back on the same batch."""
+    pairs = [a / b for a, b in zip(times[slow], times[fast], strict=True)]
+    draws = random.Random(0)
+    medians = sorted(statistics.median(draws.choices(pairs, k=len(pairs))) for _ in range(2000))
+    return (
+        f"{statistics.median(times[slow]) / statistics.median(times[fast]):.3f} (step by step: median "
+        f"{statistics.median(pairs):.3f}, 95% interval {medians[50]:.3f}-{medians[1949]:.3f})"
+    )
 
 
 def parse_args():
@@ -324,29 +351,29 @@ def main():
         f"batch {args.batch} x {args.seconds:g} s; {args.steps} steps x {args.rounds} rounds, median step"
     )
     memory_kind = "peak allocated" if args.device.startswith("cuda") else "peak RSS"
-    print(f"{'method':<10} {'trainable':>10} {'ms/step':>9} {'audio-s/s':>10} {memory_kind + ' MiB':>20}")
+    print(f"{'method':<14} {'trainable':>10} {'ms/step':>9} {'audio-s/s':>10} {memory_kind + ' MiB':>20}")
     medians = {}
     for method, (brain, _, fill, _) in runs.items():
         medians[method] = statistics.median(times[method])
         trainable = sum(p.numel() for p in brain.modules.parameters() if p.requires_grad)
         audio_rate = args.batch * args.seconds / medians[method]
         figures = f"{trainable / 1e6:>9.2f}M {medians[method] * 1e3:>9.1f} {audio_rate:>10.1f} {memory[method]:>20.0f}"
-        print(f"{method:<10} {figures}")
+        print(f"{method:<14} {figures}")
         if fill is not None:
-            print(f"{'':<10} (feature-cache fill: {fill * 1e3:.1f} ms per utterance, once)")
+            print(f"{'':<14} (feature-cache fill: {fill * 1e3:.1f} ms per utterance, once)")
     for slow, fast in (("l2sp_autograd", "l2sp"), ("ewc_autograd", "ewc")):
         if slow in medians and fast in medians:
             print(f"{slow}/{fast} step ratio: {medians[slow] / medians[fast]:.3f}")
     if "ewc" in medians and "finetune" in medians:
         print(f"ewc/finetune step ratio: {medians['ewc'] / medians['finetune']:.3f}")
     if "finetune" in medians and "l2sp" in medians:
-        print(f"l2sp/finetune step ratio: {medians['l2sp'] / medians['finetune']:.3f}")
+        print(f"l2sp/finetune step ratio: {step_ratio(times, 'l2sp', 'finetune')}")
     if updates is not None:
         costs = ", ".join(f"{name} {seconds * 1e3:.1f} ms" for name, seconds in updates.items())
         print(f"the encoder's update alone (median of 10): {costs}")
-    for variant in ("l2sp_decoupled", "l2sp_lazy"):
+    for variant in ("l2sp_decoupled", "l2sp_fused", "l2sp_lazy"):
         if "finetune" in medians and variant in medians:
-            print(f"{variant}/finetune step ratio: {medians[variant] / medians['finetune']:.3f}")
+            print(f"{variant}/finetune step ratio: {step_ratio(times, variant, 'finetune')}")
 
 
 if __name__ == "__main__":

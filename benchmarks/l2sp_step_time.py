@@ -4,7 +4,9 @@
 Same model, same batches, same optimizer; the Brains alternate in rounds
 so that machine noise hits them alike. Prints the median step times and
 the ratios (goal: <= 1.02), for L2-SP in the loss and in the optimizer's
-update (``L2SP(decoupled=True)``).
+update (``L2SP(decoupled=True)``), with Adam; and for the decoupled pull inside
+``AnchoredAdamW``'s pass against a plain sb.Brain with PyTorch's fused AdamW
+(one kernel per step each: the comparison of like with like).
 
     python benchmarks/l2sp_step_time.py [--steps 30] [--rounds 5]
 """
@@ -20,7 +22,7 @@ import torch
 from speechbrain_xfer.brains.transfer import TransferBrain
 from speechbrain_xfer.encoders.conv import ConvEncoder
 from speechbrain_xfer.lobes import ClassifierHead, MeanMaxPooling
-from speechbrain_xfer.regularization import L2SP
+from speechbrain_xfer.regularization import L2SP, AnchoredAdamW
 
 
 class PlainBrain(sb.Brain):
@@ -61,12 +63,23 @@ def main():
     brains = {}
     # TransferBrain skips non-finite gradients by default, which costs a
     # check per parameter; the middle Brain pays the same to isolate L2-SP.
-    for name, cls, skip, form in (
-        ("plain sb.Brain", PlainBrain, False, None),
-        ("plain + nonfinite skip", PlainBrain, True, None),
-        ("TransferBrain + L2SP", RegularizedBrain, True, {}),
-        ("TransferBrain + L2SP decoupled", RegularizedBrain, True, {"decoupled": True}),
-        ("TransferBrain + L2SP every 4th", RegularizedBrain, True, {"decoupled": True, "pull_every": 4}),
+    def adam(params):
+        return torch.optim.Adam(params, lr=1e-3)
+
+    def fused_adamw(params):
+        return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0, fused=True)
+
+    def anchored_adamw(params):
+        return AnchoredAdamW(params, lr=1e-3, weight_decay=0.0)
+
+    for name, cls, skip, form, opt_class in (
+        ("plain sb.Brain", PlainBrain, False, None, adam),
+        ("plain + nonfinite skip", PlainBrain, True, None, adam),
+        ("TransferBrain + L2SP", RegularizedBrain, True, {}, adam),
+        ("TransferBrain + L2SP decoupled", RegularizedBrain, True, {"decoupled": True}, adam),
+        ("TransferBrain + L2SP every 4th", RegularizedBrain, True, {"decoupled": True, "pull_every": 4}, adam),
+        ("plain sb.Brain, fused AdamW", PlainBrain, False, None, fused_adamw),
+        ("TransferBrain + L2SP in AnchoredAdamW", RegularizedBrain, True, {"decoupled": True}, anchored_adamw),
     ):
         enc, hd = copy.deepcopy(encoder), copy.deepcopy(head)
         hparams = {}
@@ -74,7 +87,7 @@ def main():
             hparams = {"regularizers": {"l2sp": L2SP(enc, hd, alpha=0.01, beta=0.01, **form)}}
         brain = cls(
             modules={"encoder": enc, "head": hd},
-            opt_class=lambda p: torch.optim.Adam(p, lr=1e-3),
+            opt_class=opt_class,
             hparams=hparams,
             run_opts={"device": "cpu", "skip_nonfinite_grads": skip},
         )
@@ -90,12 +103,13 @@ def main():
     print(f"model: {params / 1e3:.0f}k parameters, batch 16 x 100 frames, {args.steps} steps x {args.rounds} rounds")
     medians = {name: statistics.median(t) for name, t in times.items()}
     for name, median in medians.items():
-        print(f"{name:<30} {median * 1e3:8.2f} ms/step")
-    plain, plain_skip, l2sp, decoupled, lazy = medians.values()
+        print(f"{name:<38} {median * 1e3:8.2f} ms/step")
+    plain, plain_skip, l2sp, decoupled, lazy, plain_fused, anchored = medians.values()
     print(f"ratio TransferBrain+L2SP / plain sb.Brain:       {l2sp / plain:.3f}")
     print(f"ratio TransferBrain+L2SP / plain + nonfinite skip: {l2sp / plain_skip:.3f}")
     print(f"ratio TransferBrain+L2SP decoupled / plain sb.Brain: {decoupled / plain:.3f}")
     print(f"ratio TransferBrain+L2SP every 4th / plain sb.Brain: {lazy / plain:.3f}")
+    print(f"ratio TransferBrain+L2SP in AnchoredAdamW / plain sb.Brain, fused AdamW: {anchored / plain_fused:.3f}")
 
 
 if __name__ == "__main__":

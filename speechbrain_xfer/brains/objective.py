@@ -110,13 +110,23 @@ class RegularizedObjective:
                 regularizer.add_gradient_(self.weights[name])
 
     def pull_decoupled(self, optimizers):
-        """The decoupled terms' step, before the ``optimizers`` step: each weight by its parameter group's rate."""
+        """The decoupled terms' step, before the ``optimizers`` step: each weight by its parameter group's rate
+        (``pull_(rates, weight, takers=...)``; an optimizer with ``defer_pull`` applies it in its own step)."""
         decoupled = {name: reg for name, reg in self.regularizers.items() if is_decoupled(reg)}
         if not decoupled:
             return
+        optimizers = list(optimizers)
         rates = {id(p): group["lr"] for opt in optimizers for group in opt.param_groups for p in group["params"]}
+        # Optimizers that apply the pull in their own pass over the weights (AnchoredAdamW) take it over.
+        takers = {
+            id(p): opt
+            for opt in optimizers
+            if callable(getattr(opt, "defer_pull", None))
+            for group in opt.param_groups
+            for p in group["params"]
+        }
         for name, regularizer in decoupled.items():
-            regularizer.pull_(rates, self.weights[name])
+            regularizer.pull_(rates, self.weights[name], takers=takers)
 
     @torch.no_grad()
     def decoupled_values(self):

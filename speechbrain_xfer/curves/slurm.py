@@ -9,7 +9,9 @@ from their checkpoints).
 
 A run records its job in ``slurm_job.json``. Called again while the jobs are still queued or running,
 the command submits nothing: it waits for the same jobs and writes the report. Job states come from
-``squeue`` (``sacct`` needs accounting, which not every cluster has); a job that has left the queue
+``squeue`` (``sacct`` needs accounting, which not every cluster has). A job has ended when submitit's
+result file says so (written when the run returned or raised, never on a requeue), or when it stays
+out of the queue's live states for ``ended_after_s`` (a cancelled job has no result); one that ended
 without a ``summary.json`` failed.
 
 Preemption and time limits: ``sbatch --signal=USR2@<delay>`` warns a job before SLURM stops it.
@@ -106,8 +108,10 @@ class RecipeJob:
                 time.sleep(1.0)
         if code == CHECKPOINTED_EXIT:  # the warning reached the run first; submitit's handler requeues the job
             time.sleep(self.stop_wait_s)
+        if code < 0:  # scancel, a node failure: the report names the log
+            raise RuntimeError(f"the run was stopped by {signal.Signals(-code).name}")
         if code != 0:
-            raise RuntimeError(f"the run exited with code {code}; see {self.log_path}")
+            raise RuntimeError(f"the run exited with code {code}")
         return code
 
     def checkpoint(self, *args, **kwargs):
@@ -176,8 +180,8 @@ class SlurmLauncher:
     max_requeues : int
         How many times a job may be requeued after a preemption or time limit.
     ended_after_s : float
-        How long a job must stay out of the queue's live states (a requeue passes through others) before it
-        counts as ended without a result (a requeue was seen to take over 20 s).
+        How long a job without submitit's result must stay out of the queue's live states (a requeue passes
+        through others) before it counts as ended (a requeue was seen to take over 20 s).
     """
 
     folder: str
@@ -268,9 +272,10 @@ class SlurmLauncher:
                         continue
                     # A requeued job shows FAILED or CANCELLED for a moment before it is PENDING again.
                     since = leaving.setdefault(run, time.monotonic())
+                    outcome = job_outcome(run, job_id)
                     finished = state == "COMPLETED" and os.path.isfile(run.summary_path)
-                    if finished or time.monotonic() - since >= self.ended_after_s:
-                        ended[run] = state
+                    if finished or outcome is not None or time.monotonic() - since >= self.ended_after_s:
+                        ended[run] = (state, outcome)
                         bar.update()
                     else:
                         counts["running"] += 1
@@ -283,7 +288,7 @@ class SlurmLauncher:
             raise
         finally:
             bar.close()
-        return [run for run in sorted(ended, key=lambda r: r.sort_key) if _report_failure(run, jobs[run], ended[run])]
+        return [run for run in sorted(ended, key=lambda r: r.sort_key) if _report_failure(run, jobs[run], *ended[run])]
 
 
 def _record(run):
@@ -295,17 +300,37 @@ def _record(run):
         return json.load(f)
 
 
-def _report_failure(run, job_id, state):
-    """Whether ``run`` failed (no ``summary.json``); if so, logs where to look (and submitit's log of the job,
-    with its traceback if the job itself failed, when there is one)."""
+def submitit_file(run, job_id, suffix):
+    """The path of submitit's ``<job id>_0_<suffix>`` for the run's job (its log, its result)."""
+    return os.path.join(_record(run).get("submitit_folder", ""), f"{job_id}_0_{suffix}")
+
+
+def job_outcome(run, job_id):
+    """submitit's result of the job, ``("success", code)`` or ``("error", traceback)``; ``None`` while there is
+    none (the job still runs, was requeued, or was killed before it could write one)."""
+    path = submitit_file(run, job_id, "result.pkl")
+    if not os.path.isfile(path):  # submitit moves the finished file into place: never read half-written
+        return None
+    from submitit.core.utils import pickle_load
+
+    return pickle_load(path)
+
+
+def _report_failure(run, job_id, state, outcome):
+    """Whether ``run`` failed (no ``summary.json``); if so, logs why (the error the job raised, when it raised
+    one) and where to look (the run's log, and submitit's log of the job when there is one)."""
     if os.path.isfile(run.summary_path):
         return False
-    job_log = os.path.join(_record(run).get("submitit_folder", ""), f"{job_id}_0_log.err")
+    job_log = submitit_file(run, job_id, "log.err")
+    error = ""
+    if outcome is not None and outcome[0] == "error":
+        error = ": " + str(outcome[1]).strip().splitlines()[-1]
     logger.error(
-        "%s failed (SLURM job %s, %s); see %s%s",
+        "%s failed (SLURM job %s, %s%s); see %s%s",
         run.name,
         job_id,
         "no longer in the queue" if state == "GONE" else state,
+        error,
         os.path.join(run.folder, "log.txt"),
         f" and {job_log}" if os.path.isfile(job_log) else "",
     )

@@ -207,7 +207,7 @@ class L2SP(nn.Module):
             _add_scaled(head, head, scale * self.beta)
 
     @torch.no_grad()
-    def pull_(self, learning_rates, scale=1.0):
+    def pull_(self, learning_rates, scale=1.0, takers=None):
         """The decoupled form's step: ``w -= lr * scale * alpha * (w - w0)`` (source) and ``w -= lr * scale * beta * w``
         (head), for each trainable weight that has a gradient in this step and a learning rate.
 
@@ -217,6 +217,10 @@ class L2SP(nn.Module):
             ``{id(param): learning rate}`` of the parameters the optimizers step now; others are left alone.
         scale : float
             The weight of this term (``regularizer_weights``).
+        takers : dict, optional
+            ``{id(param): optimizer}`` for parameters whose optimizer applies the source's pull in its own
+            step (``defer_pull``, as :class:`~speechbrain_xfer.regularization.AnchoredAdamW`): handed over,
+            not applied here.
 
         Example
         -------
@@ -238,11 +242,16 @@ class L2SP(nn.Module):
             phase = int(self.pulls) % every
             self.pulls += 1
         scale = scale * every
+        takers = takers or {}
         pairs = defaultdict(lambda: ([], []))
         for index, (param, anchor) in enumerate(self._trainable_with_anchors()):
             rate = learning_rates.get(id(param))
             # A step without its gradient (a dropped batch) moves nothing.
-            if index % every == phase and rate and param.grad is not None:
+            if index % every != phase or not rate or param.grad is None:
+                continue
+            if id(param) in takers:
+                takers[id(param)].defer_pull(param, anchor, scale * self.alpha)
+            else:
                 pairs[rate][0].append(param)
                 pairs[rate][1].append(anchor)
         for rate, (params, anchors) in pairs.items():

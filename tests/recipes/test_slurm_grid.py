@@ -8,6 +8,7 @@ skipped with the reason. Every job runs real KWS recipe runs on the tiny corpus,
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -154,8 +155,27 @@ def test_a_cancelled_job_is_reported_failed_with_its_log(cluster, tiny_corpus, p
     subprocess.run(["scancel", job], check=True)
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 1, stderr[-4000:]
-    assert f"kws/scratch/k1/seed1 failed (SLURM job {job}, CANCELLED); see {run / 'log.txt'}" in stderr
+    # With the error the job raised when it lived to write it (submitit's result file), else after a grace period.
+    failure = (
+        rf"kws/scratch/k1/seed1 failed \(SLURM job {job}, CANCELLED(: RuntimeError: the run was stopped by SIGTERM)?\)"
+    )
+    assert re.search(failure + rf"; see {re.escape(str(run / 'log.txt'))}", stderr), stderr[-4000:]
     assert "1 runs failed" in stderr
+
+
+def test_a_run_that_fails_in_its_job_is_reported_with_the_error_the_job_raised(
+    cluster, tiny_corpus, pretrained_encoder, tmp_path
+):
+    recipe = f"{RECIPE_ARGS} --no_such_key=1"  # passes the grid's checks, fails in the job
+    args = grid_args(tiny_corpus[0], pretrained_encoder, tmp_path, methods="scratch", seeds=1, recipe_args=recipe)
+    code, _, stderr = sbx_curve(*args, *SLURM_ARGS)
+    run = tmp_path / "runs" / "kws" / "scratch" / "k1" / "seed1"
+    job = json.loads((run / "slurm_job.json").read_text())["job_id"]
+    assert code == 1, stderr[-4000:]
+    # The error comes from submitit's result file: the launcher saw the job end, no grace period.
+    failure = rf"kws/scratch/k1/seed1 failed \(SLURM job {job}, \w+: RuntimeError: the run exited with code \d+\)"
+    assert re.search(failure + rf"; see {re.escape(str(run / 'log.txt'))} and \S+{job}_0_log\.err", stderr), stderr
+    assert "no_such_key" in (run / "log.txt").read_text()
 
 
 def test_a_preempted_job_saves_is_requeued_and_ends_with_the_uninterrupted_weights(

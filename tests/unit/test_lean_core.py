@@ -80,5 +80,6 @@ def test_the_demo_tools_are_an_extra_and_the_two_commands_install_it():
     core = text[text.index("dependencies = [") : text.index("[project.optional-dependencies]")]
     assert "espeakng-loader" not in core and "matplotlib" not in core
     assert 'demo = ["espeakng-loader>=0.2.4", "matplotlib>=3.8.4"]' in text
-    assert "-e '.[dev,demo,slurm]'" in (REPO / "Makefile").read_text()
+    assert "-e '.[dev,demo,slurm,fused]'" in (REPO / "Makefile").read_text()
     assert 'slurm = ["submitit>=1.5"]' in text and "submitit" not in core
+    assert 'fused = ["ninja>=1.11"]' in text and "ninja" not in core

@@ -4,7 +4,7 @@ the loss; with Adam, what it changes (the pull is not scaled by Adam's statistic
 import pytest
 import torch
 
-from speechbrain_xfer.regularization import L2SP
+from speechbrain_xfer.regularization import L2SP, AnchoredAdamW
 
 
 @pytest.fixture
@@ -67,3 +67,32 @@ def test_pulling_every_other_step_twice_as_hard_stays_close_to_pulling_every_ste
     lumped, _, brain = train(True, sgd, pull_every=2)
     assert 0 < (every_step - lumped).abs().max() < 1e-2
     assert int(brain.regularizers["l2sp"].pulls) == brain.optimizer_step  # one pull_ per optimizer step
+
+
+class CountingAnchoredAdamW(AnchoredAdamW):
+    """AnchoredAdamW that counts the pulls handed to it."""
+
+    handed = 0
+
+    def defer_pull(self, param, anchor, strength):
+        CountingAnchoredAdamW.handed += 1
+        super().defer_pull(param, anchor, strength)
+
+
+@pytest.mark.parametrize("pull_every", [1, 2])
+def test_anchored_adamw_takes_the_pull_into_its_step_and_trains_as_the_pull_then_adamw(train, pull_every):
+    def layerwise(opt_class):
+        return {"encoder_opt_class": lambda groups: opt_class(groups), "encoder_lr": 0.02, "layer_decay": 0.5}
+
+    def adamw(params):
+        return torch.optim.AdamW(params, lr=0.05)
+
+    def anchored(params):
+        return CountingAnchoredAdamW(params, lr=0.05)
+
+    separate, _, _ = train(True, adamw, layerwise(torch.optim.AdamW), pull_every=pull_every)
+    CountingAnchoredAdamW.handed = 0
+    fused, _, brain = train(True, anchored, layerwise(CountingAnchoredAdamW), pull_every=pull_every)
+    assert (separate - fused).abs().max() < 1e-6
+    # Every encoder weight's pull went to the optimizer (4 tensors, pulled every pull_every-th step).
+    assert CountingAnchoredAdamW.handed == 4 * brain.optimizer_step // pull_every

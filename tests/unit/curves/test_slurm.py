@@ -53,7 +53,7 @@ def test_the_job_runs_the_command_into_the_runs_log_and_fails_on_an_exit_code(tm
     script = f"import os; print('threads', os.environ['OMP_NUM_THREADS'], os.environ['{SIGNAL_ENV}'])"
     assert RecipeJob([sys.executable, "-c", script], str(log), threads=3)() == 0
     assert log.read_text() == "threads 3 USR2\n"
-    with pytest.raises(RuntimeError, match=f"exited with code 2; see {log}"):
+    with pytest.raises(RuntimeError, match="the run exited with code 2$"):
         RecipeJob([sys.executable, "-c", "raise SystemExit(2)"], str(log), stop_wait_s=0.1)()
 
 
