@@ -61,6 +61,7 @@ def main():
     head = ClassifierHead(MeanMaxPooling(256), n_classes=10)
     batches = [(torch.randn(16, 100, 40), torch.randint(0, 10, (16,))) for _ in range(args.steps)]
     brains = {}
+
     # TransferBrain skips non-finite gradients by default, which costs a
     # check per parameter; the middle Brain pays the same to isolate L2-SP.
     def adam(params):

@@ -66,7 +66,7 @@ def kernel():
             from torch.utils import cpp_extension
         finally:
             quiet.setLevel(level)
-        logger.info("building AnchoredAdamW's kernel (once per machine; about 30 s)")
+        logger.info("loading AnchoredAdamW's kernel (the first time on a machine, it is built: about 30 s)")
         with _ninja_on_path():
             return cpp_extension.load_inline(
                 "sbx_anchored_adamw",
