@@ -180,8 +180,8 @@ class SlurmLauncher:
     max_requeues : int
         How many times a job may be requeued after a preemption or time limit.
     ended_after_s : float
-        How long a job without submitit's result must stay out of the queue's live states (a requeue passes
-        through others) before it counts as ended (a requeue was seen to take over 20 s).
+        How long a job without submitit's result must stay out of the queue's live states before it counts as
+        ended: a margin, so that a job on its way back to PENDING after a requeue is not taken for ended.
     """
 
     folder: str
@@ -270,7 +270,7 @@ class SlurmLauncher:
                         leaving.pop(run, None)
                         counts["running" if state in ("RUNNING", "COMPLETING") else "pending"] += 1
                         continue
-                    # A requeued job shows FAILED or CANCELLED for a moment before it is PENDING again.
+                    # No result file yet: give a job on its way back from a requeue a margin before calling it.
                     since = leaving.setdefault(run, time.monotonic())
                     outcome = job_outcome(run, job_id)
                     finished = state == "COMPLETED" and os.path.isfile(run.summary_path)

@@ -197,6 +197,9 @@ def test_a_preempted_job_saves_is_requeued_and_ends_with_the_uninterrupted_weigh
     subprocess.run(["scancel", "--signal=USR2", job], check=True)
     wait_for(lambda: job_state(job) == "PENDING", f"job {job} to be requeued")
     # SLURM holds a requeued job for two minutes before it may start again; the test does not wait for that.
+    # But not within the second of the requeue either: slurmd refuses a job whose credential is from the second
+    # its last one was revoked in ("Job credential revoked"), and the job then really fails.
+    time.sleep(2)
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
     stdout, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr[-4000:]
