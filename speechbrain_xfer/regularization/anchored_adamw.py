@@ -61,7 +61,8 @@ def kernel():
     ``None`` where it cannot be built: :class:`AnchoredAdamW` then pulls in a separate pass."""
     try:
         quiet = logging.getLogger("torch.utils.cpp_extension")  # its import warns that no CUDA runtime is here
-        level, quiet.level = quiet.level, logging.ERROR
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
         try:
             from torch.utils import cpp_extension
         finally:
@@ -130,14 +131,16 @@ class AnchoredAdamW(torch.optim.AdamW):
 
     Example
     -------
-    >>> layer = torch.nn.Linear(4, 2)
-    >>> anchor = layer.weight.detach().clone()
-    >>> optimizer = AnchoredAdamW(layer.parameters(), lr=0.1)
-    >>> layer(torch.ones(1, 4)).sum().backward()
-    >>> optimizer.defer_pull(layer.weight, anchor, strength=0.01)
-    >>> optimizer.step()
-    >>> layer.weight.grad is not None
-    True
+    >>> layer = torch.nn.Linear(2, 1, bias=False)
+    >>> optimizer = AnchoredAdamW(layer.parameters(), lr=0.1, weight_decay=0.0)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.fill_(5.0)
+    >>> layer.weight.grad = torch.zeros_like(layer.weight)  # no gradient: AdamW leaves the weight alone
+    >>> optimizer.defer_pull(layer.weight, torch.full((1, 2), 3.0), strength=0.5)
+    >>> optimizer.step()  # 5 - 0.1 * 0.5 * (5 - 3)
+    >>> layer.weight
+    Parameter containing:
+    tensor([[4.9000, 4.9000]], requires_grad=True)
     """
 
     def __init__(self, params, *args, **kwargs):
