@@ -32,7 +32,8 @@ training it, above what the other methods already held.
     python benchmarks/hf_step.py [--steps 5] [--rounds 3] [--batch 8] [--seconds 1.0]
     python benchmarks/hf_step.py --device cuda --precision bf16 --batch 64
 
-The last line reads ``l2sp/finetune step ratio: X``.
+Among its last lines: ``l2sp/finetune step ratio: X (step by step: median Y, 95% interval A-B)``, and the
+same for each decoupled form.
 """
 
 import argparse

@@ -62,8 +62,6 @@ def main():
     batches = [(torch.randn(16, 100, 40), torch.randint(0, 10, (16,))) for _ in range(args.steps)]
     brains = {}
 
-    # TransferBrain skips non-finite gradients by default, which costs a
-    # check per parameter; the middle Brain pays the same to isolate L2-SP.
     def adam(params):
         return torch.optim.Adam(params, lr=1e-3)
 
@@ -73,6 +71,8 @@ def main():
     def anchored_adamw(params):
         return AnchoredAdamW(params, lr=1e-3, weight_decay=0.0)
 
+    # TransferBrain skips non-finite gradients by default, which costs a
+    # check per parameter; the second Brain pays the same to isolate L2-SP.
     for name, cls, skip, form, opt_class in (
         ("plain sb.Brain", PlainBrain, False, None, adam),
         ("plain + nonfinite skip", PlainBrain, True, None, adam),

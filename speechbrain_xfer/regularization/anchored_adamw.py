@@ -11,8 +11,8 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-# One pass per parameter: read w, g, m, v (and the anchor a), write w, m, v. The same arithmetic, in the same
-# order, as ``w.lerp_(a, pull)`` followed by PyTorch's single-tensor AdamW step.
+# One pass per parameter: read w, g, m, v (and the anchor a), write w, m, v. The arithmetic of ``w.lerp_(a, pull)``
+# followed by PyTorch's single-tensor AdamW step, equal to float rounding (a product or two grouped otherwise).
 _SOURCE = r"""
 #include <ATen/Parallel.h>
 #include <cmath>
