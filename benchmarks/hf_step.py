@@ -289,16 +289,19 @@ def update_costs(brain, repeats=10):
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def step_ratio(times, slow, fast):
-    """``slow``/``fast`` as the ratio of the median steps, then the median and 95 % interval (bootstrap) of the
-    step-by-step ratios: each pair of steps ran back to back on the same batch."""
-    pairs = [a / b for a, b in zip(times[slow], times[fast], strict=True)]
+def paired_ratios(slow, fast):
+    """The median and 95 % interval (bootstrap) of the step-by-step ratios ``slow[i] / fast[i]``: each pair of
+    steps ran close together in time on the same batch."""
+    pairs = [a / b for a, b in zip(slow, fast, strict=True)]
     draws = random.Random(0)
     medians = sorted(statistics.median(draws.choices(pairs, k=len(pairs))) for _ in range(2000))
-    return (
-        f"{statistics.median(times[slow]) / statistics.median(times[fast]):.3f} (step by step: median "
-        f"{statistics.median(pairs):.3f}, 95% interval {medians[50]:.3f}-{medians[1949]:.3f})"
-    )
+    return f"step by step: median {statistics.median(pairs):.3f}, 95% interval {medians[50]:.3f}-{medians[1949]:.3f}"
+
+
+def step_ratio(times, slow, fast):
+    """``slow``/``fast`` as the ratio of the median steps, then :func:`paired_ratios`."""
+    median_ratio = statistics.median(times[slow]) / statistics.median(times[fast])
+    return f"{median_ratio:.3f} ({paired_ratios(times[slow], times[fast])})"
 
 
 def parse_args():

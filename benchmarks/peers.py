@@ -9,7 +9,8 @@ batches (8 clips of 1 s and 8 of 4 s, fixed seed, 12 classes) go through:
 - ``ours``: this project's ``UtteranceClassifierBrain`` on ``HFEncoder`` (the last hidden state), the
   attention-pooling head, fused AdamW for the encoder and for the head (the hub-encoder recipes'
   optimizers); ``ours+l2sp`` adds the L2-SP term (alpha 0.01) as the recipes' ``l2sp`` YAMLs do, and
-  ``ours+l2sp_decoupled`` the same pull in the optimizer's update (``L2SP(decoupled=True)``);
+  ``ours+l2sp_fused`` the same pull in the encoder optimizer's own pass (``L2SP(decoupled=True)`` with
+  ``AnchoredAdamW``);
 - ``speechbrain``: a plain ``sb.Brain`` built as SpeechBrain's wav2vec2 recipes build it
   (recipes/IEMOCAP/emotion_recognition/train_with_wav2vec2.py): SpeechBrain's own wrapper
   (``speechbrain.integrations.huggingface.Wav2Vec2``), the same head, one AdamW per module group,
@@ -18,18 +19,24 @@ batches (8 clips of 1 s and 8 of 4 s, fixed seed, 12 classes) go through:
   ``TrainingArguments`` for the device (its defaults: fused AdamW, linear schedule, clipping at 1.0), no
   evaluation, no saving; a step is timed from ``on_step_begin`` to ``on_step_end``.
 
-The contestants alternate in rounds, each round a few steps of each on each batch shape; the figures are
-medians over every timed step. Peak memory is measured for each contestant alone, in a fresh process (the
-peak RSS on the CPU; on a GPU, the peak allocated memory).
+The contestants alternate in rounds, each round a few steps of each on each batch shape, each contestant in
+each place of the order in turn; the figures are medians over every timed step. Each step starts from the same
+random seed in every contestant, so all of them skip the same transformer layers (the config's layer drop of
+0.1 skips about one layer in ten at random, a step-time spread of several per cent) and mask the same frames:
+the steps of one seed do the same work, and their step-by-step ratios are printed with 95 % intervals. Peak
+memory is measured for each contestant alone, in a fresh process (the peak RSS on the CPU; on a GPU, the peak
+allocated memory).
 
     python benchmarks/peers.py [--steps 3] [--rounds 3]
     python benchmarks/peers.py --device cuda --precision bf16 --batch 32
 
-The last lines read ``ours/speechbrain step ratio: X`` and ``ours/hf_trainer step ratio: Y``: ours
-against each peer, the sum over both batch shapes of the median step times.
+The last lines read ``ours/speechbrain step ratio: X (step by step: ...)`` and ``ours/hf_trainer step ratio: Y
+(...)``: ours against each peer, the sum over both batch shapes of the median step times, then the median and
+95 % interval of the ratios of the steps that ran on one batch and seed.
 """
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -37,9 +44,19 @@ import statistics
 import tempfile
 import time
 
+import numpy
 import speechbrain as sb
 import torch
-from hf_step import N_CLASSES, SAMPLE_RATE, peak_memory_in_fresh_processes, save_base_model, synchronize
+from hf_step import (
+    N_CLASSES,
+    SAMPLE_RATE,
+    anchored_encoder_optimizer,
+    encoder_optimizer,
+    paired_ratios,
+    peak_memory_in_fresh_processes,
+    save_base_model,
+    synchronize,
+)
 from speechbrain.dataio.batch import PaddedBatch
 
 from speechbrain_xfer.brains import UtteranceClassifierBrain
@@ -47,7 +64,7 @@ from speechbrain_xfer.encoders import HFEncoder
 from speechbrain_xfer.lobes import AttentionPooling, ClassifierHead
 from speechbrain_xfer.regularization import L2SP
 
-CONTESTANTS = ("ours", "ours+l2sp", "ours+l2sp_decoupled", "speechbrain", "hf_trainer")
+CONTESTANTS = ("ours", "ours+l2sp", "ours+l2sp_fused", "speechbrain", "hf_trainer")
 SHAPES = (1.0, 4.0)  # clip seconds
 ENCODER_LR, HEAD_LR = 3e-5, 1e-3
 
@@ -67,6 +84,13 @@ def batches(steps, batch, seconds, seed=2):
         ]
         for step in range(steps)
     ]
+
+
+def reseed(seed):
+    """Seeds what a training step draws: dropout and layer drop (torch), the time masks (numpy, in
+    transformers)."""
+    torch.manual_seed(seed)
+    numpy.random.seed(seed)
 
 
 def head(input_dim):
@@ -92,14 +116,15 @@ class SpeechBrainRecipeBrain(sb.Brain):
 
 
 class BrainSteps:
-    """A Brain's training steps, one ``fit_batch`` each."""
+    """A Brain's training steps, one ``fit_batch`` each, the i-th from ``seeds[i]``."""
 
     def __init__(self, brain):
         self.brain = brain
 
-    def steps(self, items_list):
+    def steps(self, items_list, seeds):
         times = []
-        for items in items_list:
+        for items, seed in zip(items_list, seeds, strict=True):
+            reseed(seed)
             synchronize()
             start = time.perf_counter()
             self.brain.fit_batch(PaddedBatch(items))
@@ -115,11 +140,11 @@ def ours(model, device, precision, l2sp=None):
         "targets": ["word"],
         "heads": heads,
         "encoder": encoder,
-        "encoder_opt_class": lambda groups: torch.optim.AdamW(groups, weight_decay=0.0, fused=True),
+        "encoder_opt_class": anchored_encoder_optimizer if l2sp == "fused" else encoder_optimizer,
         "encoder_lr": ENCODER_LR,
     }
     if l2sp:
-        hparams["regularizers"] = {"l2sp": L2SP(encoder, heads, alpha=0.01, beta=0.0, decoupled=l2sp == "decoupled")}
+        hparams["regularizers"] = {"l2sp": L2SP(encoder, heads, alpha=0.01, beta=0.0, decoupled=l2sp == "fused")}
     brain = UtteranceClassifierBrain(
         {"encoder": encoder, "heads": heads},
         lambda params: torch.optim.AdamW(params, lr=HEAD_LR, weight_decay=0.0, fused=True),
@@ -148,8 +173,9 @@ def speechbrain_recipe(model, device, precision, folder):
 
 class TrainerSteps:
     """``transformers.Trainer`` on ``Wav2Vec2ForSequenceClassification``, timed by a callback from the start to the
-    end of each optimizer step. Each call trains a new ``Trainer`` for the steps asked (``TrainingArguments`` fix
-    ``max_steps``) on the same model and optimizer: the steps of one long training."""
+    end of each optimizer step (the callback seeds each step first). Each call trains a new ``Trainer`` for the
+    steps asked (``TrainingArguments`` fix ``max_steps``) on the same model and optimizer: the steps of one long
+    training."""
 
     def __init__(self, model, device, precision, folder, batch):
         from transformers import TrainerCallback, Wav2Vec2ForSequenceClassification
@@ -158,9 +184,11 @@ class TrainerSteps:
         self.model.freeze_feature_encoder()
         self.optimizer = None  # the first Trainer's (its default for the device), then kept
         times = self.times = []
+        seeds = self.seeds = []
 
         class StepTimer(TrainerCallback):
             def on_step_begin(self, args, state, control, **kwargs):
+                reseed(seeds.pop(0))
                 synchronize()
                 self.start = time.perf_counter()
 
@@ -181,7 +209,7 @@ class TrainerSteps:
             fp16=precision == "fp16",
         )
 
-    def steps(self, items_list):
+    def steps(self, items_list, seeds):
         from transformers import Trainer, TrainingArguments
 
         dataset = [{"input_values": item["sig"], "labels": int(item["word_encoded"])} for b in items_list for item in b]
@@ -193,6 +221,7 @@ class TrainerSteps:
             callbacks=[self.timer],
         )
         del self.times[:]
+        self.seeds[:] = seeds
         trainer.train()
         self.optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # unwrapped from accelerate
         return list(self.times)
@@ -203,19 +232,20 @@ def build(name, args, folder):
         return TrainerSteps(args.model, args.device, args.precision, folder, args.batch)
     if name == "speechbrain":
         return speechbrain_recipe(args.model, args.device, args.precision, folder)
-    l2sp = {"ours+l2sp": "loss", "ours+l2sp_decoupled": "decoupled"}.get(name)
+    l2sp = {"ours+l2sp": "loss", "ours+l2sp_fused": "fused"}.get(name)
     return ours(args.model, args.device, args.precision, l2sp=l2sp)
 
 
 def peak_memory(name, args):
-    """Peak memory (MiB) of ``name`` alone: built, then trained on each shape (2 steps each)."""
+    """Peak memory (MiB) of ``name`` alone: built, then trained on each shape (a step each: the first step
+    allocates the optimizer's state, so none after it needs more)."""
     with tempfile.TemporaryDirectory() as folder:
         on_gpu = args.device.startswith("cuda")
         if on_gpu:
             torch.cuda.reset_peak_memory_stats()
         contestant = build(name, args, folder)
         for seconds in SHAPES:
-            contestant.steps(batches(2, args.batch, seconds))
+            contestant.steps(batches(1, args.batch, seconds), seeds=(0,))
         if on_gpu:
             return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
@@ -258,12 +288,16 @@ def main():
         shapes = {seconds: batches(args.steps, args.batch, seconds) for seconds in SHAPES}
         for contestant in contestants.values():  # warm-up: first-call allocations, kernel choice
             for items in shapes.values():
-                contestant.steps(items[:1])
+                contestant.steps(items[:1], seeds=(0,))
         times = {(name, seconds): [] for name in CONTESTANTS for seconds in SHAPES}
+        order = list(CONTESTANTS)
+        seeds = itertools.count(1)
         for _ in range(args.rounds):
             for seconds, items in shapes.items():
-                for name, contestant in contestants.items():
-                    times[(name, seconds)] += contestant.steps(items)
+                step_seeds = [next(seeds) for _ in items]
+                for name in order:
+                    times[(name, seconds)] += contestants[name].steps(items, step_seeds)
+                order = order[1:] + order[:1]
 
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {args.threads} threads"
     print(
@@ -283,10 +317,15 @@ def main():
         )
         print(f"{name:<20} {cells}  {memory[name]:>10.0f}")
     total = {name: sum(medians[(name, s)] for s in SHAPES) for name in CONTESTANTS}
-    print(f"ours+l2sp/ours step ratio: {total['ours+l2sp'] / total['ours']:.3f}")
-    print(f"ours+l2sp_decoupled/ours step ratio: {total['ours+l2sp_decoupled'] / total['ours']:.3f}")
-    print(f"ours/speechbrain step ratio: {total['ours'] / total['speechbrain']:.3f}")
-    print(f"ours/hf_trainer step ratio: {total['ours'] / total['hf_trainer']:.3f}")
+    steps = {name: [t for s in SHAPES for t in times[(name, s)]] for name in CONTESTANTS}
+    for slow, fast in (
+        ("ours+l2sp", "ours"),
+        ("ours+l2sp_fused", "ours"),
+        ("ours", "speechbrain"),
+        ("ours", "hf_trainer"),
+    ):
+        ratio = total[slow] / total[fast]
+        print(f"{slow}/{fast} step ratio: {ratio:.3f} ({paired_ratios(steps[slow], steps[fast])})")
 
 
 if __name__ == "__main__":
