@@ -52,6 +52,7 @@ from hf_step import (
     SAMPLE_RATE,
     anchored_encoder_optimizer,
     encoder_optimizer,
+    head_optimizer,
     paired_ratios,
     peak_memory_in_fresh_processes,
     save_base_model,
@@ -147,7 +148,7 @@ def ours(model, device, precision, l2sp=None):
         hparams["regularizers"] = {"l2sp": L2SP(encoder, heads, alpha=0.01, beta=0.0, decoupled=l2sp == "fused")}
     brain = UtteranceClassifierBrain(
         {"encoder": encoder, "heads": heads},
-        lambda params: torch.optim.AdamW(params, lr=HEAD_LR, weight_decay=0.0, fused=True),
+        head_optimizer,
         hparams,
         {"device": device, "precision": precision},
     )

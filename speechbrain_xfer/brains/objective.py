@@ -115,16 +115,15 @@ class RegularizedObjective:
         decoupled = {name: reg for name, reg in self.regularizers.items() if is_decoupled(reg)}
         if not decoupled:
             return
-        optimizers = list(optimizers)
-        rates = {id(p): group["lr"] for opt in optimizers for group in opt.param_groups for p in group["params"]}
-        # Optimizers that apply the pull in their own pass over the weights (AnchoredAdamW) take it over.
-        takers = {
-            id(p): opt
-            for opt in optimizers
-            if callable(getattr(opt, "defer_pull", None))
-            for group in opt.param_groups
-            for p in group["params"]
-        }
+        rates, takers = {}, {}
+        for opt in optimizers:
+            # An optimizer that applies the pull in its own pass over the weights (AnchoredAdamW) takes it over.
+            defers = callable(getattr(opt, "defer_pull", None))
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    rates[id(p)] = group["lr"]
+                    if defers:
+                        takers[id(p)] = opt
         for name, regularizer in decoupled.items():
             regularizer.pull_(rates, self.weights[name], takers=takers)
 
